@@ -1,0 +1,177 @@
+"""`mlc register` and `mlc models ...`: the registry from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from mlc.cli._common import console, handle_errors, json_option, parse_pairs, print_json
+from mlc.errors import NotFoundError
+from mlc.registry import ModelVersion, Registry
+
+
+def register_file(path: Path, name: str | None, *, trust: bool, tags: dict[str, str] | None = None,
+                  description: str = "", aliases: tuple[str, ...] = (),
+                  registry: Registry | None = None) -> ModelVersion:
+    """Load a model file safely (so nothing unloadable or unsafe enters the registry), then store it."""
+    from mlc.loading import load_model
+
+    if not path.exists():
+        raise NotFoundError(f"no such file: {path}")
+    loaded = load_model(path, trust=trust)
+    reg = registry or Registry.open()
+    return reg.register(
+        name or path.stem.replace(" ", "-"), path, format=loaded.format, framework=loaded.framework,
+        signature=loaded.signature, tags=tags, description=description, aliases=list(aliases),
+        source={"kind": "file", "path": str(path.resolve()), "trusted": trust},
+    )
+
+
+@click.command("register")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", help="Model name (default: the file name without extension).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag the version; repeatable.")
+@click.option("--description", default="", help="Free text stored with the version.")
+@click.option("--alias", "aliases", multiple=True, metavar="ALIAS", help="Point ALIAS (e.g. prod) at it.")
+@click.option("--trust", is_flag=True, help="Load a pickle even if it imports globals outside the allowlist.")
+@json_option
+@handle_errors
+def register_cmd(path: Path, name: str | None, tags: tuple[str, ...], description: str,
+                 aliases: tuple[str, ...], trust: bool, as_json: bool) -> None:
+    """Register a model file and print NAME:VERSION.
+
+    PATH is a scikit-learn / XGBoost / LightGBM model (pickle, joblib, skops, XGBoost JSON/UBJ,
+    LightGBM text) or an ONNX file. Pickles are scanned before loading; see `mlc --help`.
+    """
+    mv = register_file(path, name, trust=trust, tags=parse_pairs(tags), description=description,
+                       aliases=aliases)
+    if as_json:
+        print_json(mv.to_dict())
+    else:
+        click.echo(mv.ref)
+
+
+@click.group("models")
+def models_group() -> None:
+    """List, inspect, tag, alias, export and delete registered models."""
+
+
+def _versions_table(versions: list[ModelVersion]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("ref", "format", "framework", "features", "task", "aliases", "tags", "created", "parent"):
+        table.add_column(col)
+    for mv in versions:
+        d = mv.to_dict()
+        table.add_row(
+            mv.ref, mv.format, mv.framework, str(mv.signature.n_features or "-"), mv.signature.task or "-",
+            ",".join(mv.aliases) or "-", ",".join(f"{k}={v}" for k, v in mv.tags.items()) or "-",
+            d["created_at"], str(mv.source.get("parent", "-")),
+        )
+    return table
+
+
+@models_group.command("list")
+@click.option("--name", help="Only versions of this model.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only versions with this tag.")
+@json_option
+@handle_errors
+def list_cmd(name: str | None, tags: tuple[str, ...], as_json: bool) -> None:
+    """List registered versions."""
+    versions = Registry.open().list(name=name, tags=parse_pairs(tags))
+    if as_json:
+        print_json([mv.to_dict() for mv in versions])
+    elif not versions:
+        click.echo("no models registered yet (mlc register PATH --name NAME)")
+    else:
+        console.print(_versions_table(versions))
+
+
+@models_group.command("show")
+@click.argument("ref")
+@json_option
+@handle_errors
+def show_cmd(ref: str, as_json: bool) -> None:
+    """Show everything recorded for REF (NAME, NAME:VERSION or NAME@ALIAS)."""
+    mv = Registry.open().get(ref)
+    data = mv.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    sig = mv.signature
+    console.print(f"[bold]{mv.ref}[/]  {mv.framework} / {mv.format}  {mv.size_bytes:,} bytes")
+    for key in ("digest", "description", "creator", "created_at", "git_commit"):
+        console.print(f"  {key:12} {data[key]}", highlight=False)
+    console.print(f"  {'aliases':12} {', '.join(mv.aliases) or '-'}")
+    console.print(f"  {'tags':12} {', '.join(f'{k}={v}' for k, v in mv.tags.items()) or '-'}")
+    console.print(f"  {'task':12} {sig.task or '-'}   classes: {list(sig.classes) if sig.classes else '-'}")
+    for spec in sig.inputs:
+        console.print(f"  input        {spec.name} {spec.dtype} {list(spec.shape)}", highlight=False)
+    for spec in sig.outputs:
+        console.print(f"  output       {spec.name} {spec.dtype} {list(spec.shape)}", highlight=False)
+    console.print(f"  {'source':12} {mv.source}", highlight=False)
+    if mv.metrics:
+        console.print(f"  {'metrics':12} {mv.metrics}", highlight=False)
+    if mv.reports:
+        console.print(f"  {'reports':12} {', '.join(mv.reports)}")
+    console.print(f"  {'packages':12} {', '.join(f'{k}={v}' for k, v in mv.packages.items())}", highlight=False)
+
+
+@models_group.command("tag")
+@click.argument("ref")
+@click.argument("tags", nargs=-1, metavar="KEY=VALUE...")
+@click.option("--remove", multiple=True, metavar="KEY", help="Remove this tag; repeatable.")
+@json_option
+@handle_errors
+def tag_cmd(ref: str, tags: tuple[str, ...], remove: tuple[str, ...], as_json: bool) -> None:
+    """Set (or --remove) tags on a version."""
+    if not tags and not remove:
+        raise click.UsageError("give at least one KEY=VALUE or --remove KEY")
+    mv = Registry.open().set_tags(ref, parse_pairs(tags, "TAGS"), remove)
+    print_json(mv.to_dict()) if as_json else click.echo(f"{mv.ref} tags: {mv.tags}")
+
+
+@models_group.command("alias")
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--remove", is_flag=True, help="Remove ALIAS from the model named in REF instead.")
+@json_option
+@handle_errors
+def alias_cmd(ref: str, alias: str, remove: bool, as_json: bool) -> None:
+    """Point ALIAS (e.g. prod, candidate) at REF, moving it if it pointed elsewhere."""
+    reg = Registry.open()
+    if remove:
+        name = ref.split(":")[0].split("@")[0]
+        reg.remove_alias(name, alias)
+        print_json({"removed": f"{name}@{alias}"}) if as_json else click.echo(f"removed {name}@{alias}")
+        return
+    mv = reg.set_alias(ref, alias)
+    print_json(mv.to_dict()) if as_json else click.echo(f"{mv.name}@{alias} -> {mv.ref}")
+
+
+@models_group.command("export")
+@click.argument("ref")
+@click.argument("dest", type=click.Path(path_type=Path))
+@json_option
+@handle_errors
+def export_cmd(ref: str, dest: Path, as_json: bool) -> None:
+    """Copy REF's verified artifact to DEST (a file, or a folder to write NAME-VERSION.ext into)."""
+    reg = Registry.open()
+    out = reg.export(ref, dest)
+    print_json({"ref": reg.get(ref).ref, "path": str(out)}) if as_json else click.echo(str(out))
+
+
+@models_group.command("delete")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@handle_errors
+def delete_cmd(ref: str, yes: bool, as_json: bool) -> None:
+    """Delete a version (refused while a deployment serves it or an alias points at it)."""
+    reg = Registry.open()
+    mv = reg.get(ref)
+    if not yes and not as_json:
+        click.confirm(f"delete {mv.ref}?", abort=True)
+    reg.delete(mv.ref)
+    print_json({"deleted": mv.ref}) if as_json else click.echo(f"deleted {mv.ref}")
