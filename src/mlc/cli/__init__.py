@@ -6,6 +6,7 @@ import click
 
 from mlc import __version__
 from mlc.cli.models import models_group, register_cmd
+from mlc.cli.optimize import optimize_cmd
 from mlc.cli.system import doctor_cmd, targets_cmd
 
 _EPILOG = """\b
@@ -28,6 +29,7 @@ def cli() -> None:
 
 
 cli.add_command(register_cmd)
+cli.add_command(optimize_cmd)
 cli.add_command(models_group)
 cli.add_command(doctor_cmd)
 cli.add_command(targets_cmd)
