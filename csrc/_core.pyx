@@ -85,23 +85,23 @@ def pack_rows(arrays, out=None):
     try:
         for i in range(n):
             arr = items[i]
-            if not cnp.PyArray_EquivTypes(cnp.PyArray_DESCR(arr), cnp.PyArray_DESCR(first)):
+            if not cnp.PyArray_EquivTypes(arr.descr, first.descr):
                 raise InvalidInputError(f"pack_rows: array {i} is {arr.dtype}, array 0 is {first.dtype}")
             dims = cnp.PyArray_DIMS(arr)
             if cnp.PyArray_NDIM(arr) != ndim:
                 raise InvalidInputError(
-                    f"pack_rows: array {i} has shape {arr.shape}, array 0 has shape {first.shape}")
+                    f"pack_rows: array {i} has shape {items[i].shape}, array 0 has shape {items[0].shape}")
             for d in range(1, ndim):
                 if dims[d] != first_dims[d]:
                     raise InvalidInputError(
-                        f"pack_rows: array {i} has shape {arr.shape}, array 0 has shape {first.shape}")
+                        f"pack_rows: array {i} has shape {items[i].shape}, array 0 has shape {items[0].shape}")
             if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
                 raise InvalidInputError(f"pack_rows: array {i} is not C-contiguous",
                                         "pass np.ascontiguousarray(x)")
             spans[i].data = <char*>cnp.PyArray_DATA(arr)
             spans[i].nbytes = cnp.PyArray_NBYTES(arr)
             total_rows += dims[0]
-        shape = (total_rows,) + first.shape[1:]
+        shape = (total_rows,) + items[0].shape[1:]
         if out is None:
             result = np.empty(shape, dtype=first.dtype)
         else:
@@ -118,8 +118,8 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype):
     if not isinstance(out, np.ndarray):
         raise InvalidInputError(f"pack_rows: out is a {type(out).__name__}, not a numpy array")
     cdef cnp.ndarray arr = out
-    if arr.dtype != dtype or arr.shape != shape:
-        raise InvalidInputError(f"pack_rows: out is {arr.dtype} {arr.shape}; the rows need {dtype} {shape}")
+    if out.dtype != dtype or out.shape != shape:
+        raise InvalidInputError(f"pack_rows: out is {out.dtype} {out.shape}; the rows need {dtype} {shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISWRITEABLE(arr):
         raise InvalidInputError("pack_rows: out must be C-contiguous and writeable")
     return arr
@@ -153,7 +153,7 @@ def scatter_rows(buffer, counts):
         start += c
     if start != rows:
         raise ValueError(f"scatter_rows: counts add up to {start} rows but the buffer has {rows}")
-    trailing = src.shape[1:]
+    trailing = buffer.shape[1:]
     dtype = src.dtype
     if dtype.hasobject:
         start = 0
