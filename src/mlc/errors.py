@@ -42,11 +42,11 @@ class UnsafeModelError(MlcError):
     exit_code = EXIT_UNSAFE
     http_status = 400
 
-    def __init__(self, offenders: list[str], path: str) -> None:
+    def __init__(self, offenders: list[str], path: str, what: str = "the pickle imports globals") -> None:
         self.offenders = sorted(set(offenders))
         listed = ", ".join(self.offenders)
         super().__init__(
-            f"refused to load {path}: the pickle imports globals outside the allowlist: {listed}",
+            f"refused to load {path}: {what} outside the allowlist: {listed}",
             "a pickle is a program; load it only if you trust its author, then pass --trust",
         )
 
