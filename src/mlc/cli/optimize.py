@@ -27,7 +27,7 @@ def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
 @click.command("optimize")
 @click.argument("source", metavar="PATH_OR_REF")
 @click.option("--name", help="Registry name (default: the file name without extension).")
-@click.option("--target", default="cpu", show_default=True, help="Hardware target: cpu, gpu, a profile name or a .toml.")
+@click.option("--target", default="cpu", show_default=True, help="Hardware target: cpu, gpu, a name or a .toml.")
 @click.option("--data", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Real input rows (.npy, .csv, .parquet) for parity, calibration and timing.")
 @click.option("--batch-sizes", help="Comma-separated batch sizes to time (default: the target's).")

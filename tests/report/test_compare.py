@@ -1,0 +1,204 @@
+"""The CI gate on reports that differ by a known amount: what fails, what passes, what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlc.cli.report import report_group
+from mlc.errors import UsageError
+from mlc.report.compare import (
+    FASTER,
+    MISSING,
+    OK,
+    REGRESSION,
+    compare_reports,
+    load_bench_report,
+    parse_fraction,
+    ratio_change,
+)
+
+
+def run_compare(base_path, new_path, *args):
+    result = CliRunner().invoke(report_group, ["compare", str(base_path), str(new_path), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def speed_lines(result, model="m"):
+    return [c for c in result.changes if c.model == model and c.kind == "ratio"]
+
+
+def test_30_percent_slower_with_tight_repeats_fails(baseline, variant_of, write):
+    new = variant_of(baseline, mlc_ratio=0.65, seed=2)
+    result = compare_reports(baseline, new)
+    assert {c.verdict for c in speed_lines(result)} == {REGRESSION}
+    for c in speed_lines(result):
+        assert 0.25 < c.low <= c.change <= c.high < 0.35
+    out = run_compare(write("a.json", baseline), write("b.json", new))
+    assert out.exit_code == 1
+    assert "REGRESSION" in out.stdout and "FAIL" in out.stdout
+
+
+def test_3_percent_slower_passes(baseline, variant_of, write):
+    new = variant_of(baseline, mlc_ratio=0.515, seed=2)
+    result = compare_reports(baseline, new)
+    assert not result.failed
+    assert all(0.0 < c.change < 0.06 for c in speed_lines(result))
+    assert run_compare(write("a.json", baseline), write("b.json", new)).exit_code == 0
+
+
+def test_noisy_change_whose_interval_includes_zero_passes(baseline, variant_of, write):
+    # 20% slower at the median, but the repeats scatter by ±40%: the interval spans 0 and the threshold.
+    noisy_base = variant_of(baseline, spread=0.4, seed=3)
+    new = variant_of(baseline, mlc_ratio=0.6, spread=0.4, seed=4)
+    result = compare_reports(noisy_base, new)
+    assert not result.failed
+    assert any(c.low < 0 < c.high for c in speed_lines(result))
+    out = run_compare(write("a.json", noisy_base), write("b.json", new), "--json")
+    assert out.exit_code == 0
+    assert json.loads(out.stdout)["failed"] is False
+
+
+def test_machine_uniformly_twice_slower_is_not_flagged(baseline, variant_of, write):
+    new = variant_of(baseline, scale=2.0, seed=5)
+    base_native = [t["median"] for t in baseline["body"]["models"]["m"]["timings"] if t["variant"] == "native"]
+    new_native = [t["median"] for t in new["body"]["models"]["m"]["timings"] if t["variant"] == "native"]
+    assert all(1.7 < n / b < 2.3 for b, n in zip(base_native, new_native, strict=True))
+    result = compare_reports(baseline, new)
+    assert not result.failed
+    assert {c.verdict for c in speed_lines(result)} == {OK}
+    assert run_compare(write("a.json", baseline), write("b.json", new)).exit_code == 0
+
+
+def test_slowdown_against_only_one_reference_is_the_reference_moving(baseline, variant_of):
+    base = variant_of(baseline, ort_ratio=0.7, seed=1)
+    # ort-default got 30% faster on its own; mlc kept its speed against native.
+    moved = compare_reports(base, variant_of(baseline, ort_ratio=0.5, seed=2))
+    assert not moved.failed
+    flagged = [c for c in speed_lines(moved) if c.metric.startswith("mlc/ort-default")]
+    assert {c.verdict for c in flagged} == {"unclear"} and all("reference moved" in c.note for c in flagged)
+    # mlc got 30% slower against both references: a real regression.
+    slower = compare_reports(base, variant_of(baseline, mlc_ratio=0.65, ort_ratio=0.7, seed=2))
+    assert slower.failed and len(slower.regressions) == 6
+
+
+def test_changed_plan_is_noted(baseline):
+    new = json.loads(json.dumps(baseline))
+    new["body"]["models"]["m"]["chain"] = ["quantize-dynamic"]
+    assert any("plan differs" in n for n in compare_reports(baseline, new).notes)
+
+
+def test_accuracy_drop_beyond_threshold_fails(baseline, variant_of, write):
+    new = variant_of(baseline, agreement=0.99, seed=1)
+    result = compare_reports(baseline, new)
+    assert result.failed
+    assert all(c.metric.startswith("label_agreement") for c in result.regressions)
+    assert run_compare(write("a.json", baseline), write("b.json", new)).exit_code == 1
+    # A drop within the threshold passes.
+    small = variant_of(baseline, agreement=0.9995, seed=1)
+    assert run_compare(write("a.json", baseline), write("c.json", small)).exit_code == 0
+
+
+def test_output_error_rise_beyond_threshold_fails(baseline, variant_of):
+    result = compare_reports(baseline, variant_of(baseline, err=0.01, seed=1))
+    assert [c.metric for c in result.regressions] == [f"output_error mlc @b{b}" for b in (1, 32, 1024)]
+
+
+def test_much_faster_is_reported_not_failed(baseline, variant_of):
+    result = compare_reports(baseline, variant_of(baseline, mlc_ratio=0.3, seed=2))
+    assert not result.failed and {c.verdict for c in speed_lines(result)} == {FASTER}
+
+
+def test_model_failing_in_new_run_fails_but_a_skipped_one_does_not(baseline, write):
+    errored = json.loads(json.dumps(baseline))
+    errored["body"]["models"]["m"] = {"status": "error", "reason": "RuntimeError: boom"}
+    result = compare_reports(baseline, errored)
+    assert result.failed and "boom" in result.regressions[0].note
+    skipped = json.loads(json.dumps(baseline))
+    skipped["body"]["models"]["m"] = {"status": "skipped", "reason": "xgboost is not installed"}
+    result = compare_reports(baseline, skipped)
+    assert not result.failed and result.changes[0].verdict == MISSING
+
+
+def test_thresholds_are_flags(baseline, variant_of, write):
+    a, b = write("a.json", baseline), write("b.json", variant_of(baseline, mlc_ratio=0.65, seed=2))
+    assert run_compare(a, b, "--max-slowdown", "50%").exit_code == 0
+    assert run_compare(a, b, "--max-slowdown", "0.2").exit_code == 1
+
+
+def test_verdicts_are_deterministic(baseline, variant_of):
+    new = variant_of(baseline, mlc_ratio=0.55, spread=0.1, seed=6)
+    assert compare_reports(baseline, new).to_dict() == compare_reports(baseline, new).to_dict()
+
+
+def test_ratio_change_interval_brackets_the_truth():
+    point, low, high = ratio_change([1.0, 1.01, 0.99, 1.0, 1.02], [1.2, 1.21, 1.19, 1.2, 1.22])
+    assert low < point < high and low == pytest.approx(0.2, abs=0.03) and high == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize(("text", "value"), [("10%", 0.1), ("0.1", 0.1), ("2.5%", 0.025), ("0", 0.0)])
+def test_parse_fraction(text, value):
+    assert parse_fraction(text, "--max-slowdown") == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["ten", "10", "-5%"])
+def test_parse_fraction_refuses_ambiguous_or_bad(text):
+    with pytest.raises(UsageError):
+        parse_fraction(text, "--max-slowdown")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json {", "not an mlc report"),
+    ('[1, 2]', "not an mlc report"),
+    ('{"hello": 1}', "not an mlc report"),
+    ('{"schema": "mlc.report/2", "kind": "bench", "body": {}}', "uses schema mlc.report/2"),
+    ('{"schema": "mlc.report/1", "kind": "profile", "body": {}}', "compare reads bench reports"),
+])
+def test_refuses_what_is_not_a_bench_report(baseline, write, content, message):
+    out = run_compare(write("a.json", baseline), write("bad.json", content))
+    assert out.exit_code == 2
+    assert message in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
+
+
+def test_missing_file_is_an_error(baseline, write, tmp_path):
+    out = run_compare(write("a.json", baseline), tmp_path / "nope.json")
+    assert out.exit_code in (1, 2) and "nope.json" in out.stderr
+
+
+def _scaled(report, variant_factor):
+    """The report as if each variant's times were multiplied by its factor (ratios follow)."""
+    out = json.loads(json.dumps(report))
+    for model in out["body"]["models"].values():
+        for t in model.get("timings", []):
+            f = variant_factor(t["variant"])
+            t["values"] = [v * f for v in t["values"]]
+            t["median"] *= f
+            for ref, r in t["ratios"].items():
+                g = f / variant_factor(ref)
+                r["values"] = [v * g for v in r["values"]]
+                r["median"] *= g
+    return out
+
+
+def _tight(ratio):
+    """Repeats within ±5% of their median (interquartile), tight enough to confirm a 30% change."""
+    q1, q3 = np.percentile(ratio["values"], [25, 75])
+    return (q3 - q1) / 2 < 0.05 * ratio["median"]
+
+
+def test_committed_baseline_catches_a_real_slowdown_and_ignores_a_slow_machine():
+    """On real noisy repeats: mlc 30% slower fails; every variant 2x slower (a slower CI machine) passes."""
+    path = Path(__file__).parents[2] / "benchmarks" / "baseline" / "report.json"
+    baseline = load_bench_report(path)
+    slower = compare_reports(baseline, _scaled(baseline, lambda v: 1.3 if v == "mlc" else 1.0))
+    flagged = {(c.model, c.metric.split(" ")[1]) for c in slower.regressions}
+    confirmable = {(name, f"@b{t['batch_size']}") for name, m in baseline["body"]["models"].items()
+                   for t in m["timings"] if t["variant"] == "mlc" and all(map(_tight, t["ratios"].values()))}
+    assert slower.failed and confirmable and confirmable <= flagged
+    machine = compare_reports(baseline, _scaled(baseline, lambda v: 2.0))
+    assert not machine.failed and all(c.verdict == OK for c in machine.changes)
