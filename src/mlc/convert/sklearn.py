@@ -1,0 +1,188 @@
+"""scikit-learn estimators and pipelines → ONNX, through skl2onnx.
+
+Options chosen here and why:
+- float32 input: skl2onnx builds invalid graphs for some models from float64 inputs,
+  and ORT's tree operators run in float32 anyway.
+- no ZipMap on the final classifier: a list of dicts per row is slow and useless to a server.
+  ZipMap is refused as an option for regressors, so it is only set for classifiers.
+- StandardScaler/RobustScaler feeding a tree model subtract and divide as scikit-learn
+  does (StandardScaler in float32, RobustScaler in float64): ONNX's Scaler multiplies by
+  1/scale, and the last-bit difference sends rows that sit on a split threshold
+  (XGBoost's thresholds are training values) down the other branch.
+- XGBoost and LightGBM steps are converted by onnxmltools' converters, registered into
+  skl2onnx on first use; a LightGBM step's thresholds get the same float32 repair as a
+  LightGBM model on its own (see lightgbm.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import onnx
+
+from mlc.convert._registry import Converter, NativeModel, classifier_outputs, regressor_outputs
+from mlc.errors import UnsupportedModelError
+from mlc.loading.model import LoadedModel
+
+# The opsets we ask skl2onnx for: ai.onnx 17 is supported by every ORT we allow, and
+# ai.onnx.ml 3 is the first with double-precision tree attributes.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+_SUPPORTED_HINT = (
+    "mlc converts scikit-learn linear models, trees and forests, (Hist)GradientBoosting, MLP, "
+    "scalers/PCA/one-hot encoders on numeric input, and XGBoost/LightGBM steps; replace the step, "
+    "or export the model to ONNX yourself and run `mlc optimize` on the .onnx file"
+)
+
+
+def leaf_steps(estimator: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every estimator inside pipelines, unions and column transformers, with its dotted step path."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    if isinstance(estimator, Pipeline):
+        for name, step in estimator.steps:
+            if step not in (None, "passthrough"):
+                yield from leaf_steps(step, f"{path}{name}.")
+    elif isinstance(estimator, FeatureUnion):
+        for name, step in estimator.transformer_list:
+            if step not in (None, "drop", "passthrough"):
+                yield from leaf_steps(step, f"{path}{name}.")
+    elif isinstance(estimator, ColumnTransformer):
+        for name, step, _cols in estimator.transformers_:
+            if step not in ("drop", "passthrough"):
+                yield from leaf_steps(step, f"{path}{name}.")
+    else:
+        yield path.rstrip(".") or type(estimator).__name__, estimator
+
+
+def _is_tree_model(estimator: Any) -> bool:
+    module = type(estimator).__module__
+    return module.startswith(("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm"))
+
+
+def _register_boosters(steps: list[tuple[str, Any]]) -> None:
+    for _path, step in steps:
+        module = type(step).__module__
+        if module.startswith("xgboost"):
+            from mlc.convert.xgboost import register_with_skl2onnx as register_xgboost
+
+            register_xgboost()
+        elif module.startswith("lightgbm"):
+            from mlc.convert.lightgbm import register_with_skl2onnx as register_lightgbm
+
+            register_lightgbm()
+
+
+def _check_supported(steps: list[tuple[str, Any]]) -> None:
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.preprocessing import FunctionTransformer
+
+    for path, step in steps:
+        cls = type(step).__name__
+        if type(step) not in sklearn_operator_name_map:
+            raise UnsupportedModelError(f"step '{path}' ({cls}) has no ONNX converter", _SUPPORTED_HINT)
+        if isinstance(step, FunctionTransformer) and step.func is not None:
+            raise UnsupportedModelError(
+                f"step '{path}' (FunctionTransformer) runs arbitrary Python ({step.func!r}), "
+                "which has no ONNX equivalent", _SUPPORTED_HINT)
+
+
+def _repair_lightgbm_thresholds(converted: onnx.ModelProto, steps: list[tuple[str, Any]]) -> None:
+    boosters = [step for _path, step in steps if type(step).__module__.startswith("lightgbm")]
+    if not boosters:
+        return
+    from mlc.convert.graph import lower_leq_thresholds
+    from mlc.convert.lightgbm import split_thresholds
+
+    exact: dict[int, list[np.ndarray]] = {}
+    for booster in boosters:
+        for feature, values in split_thresholds(booster).items():
+            exact.setdefault(feature, []).append(values)
+    lower_leq_thresholds(converted, {f: np.concatenate(v) for f, v in exact.items()})
+
+
+def _options(model: Any, steps: list[tuple[str, Any]]) -> dict[int, dict[str, Any]]:
+    from sklearn.base import is_classifier
+    from sklearn.preprocessing import RobustScaler, StandardScaler
+
+    options: dict[int, dict[str, Any]] = {}
+    estimators = [step for _path, step in steps]
+    if is_classifier(model):
+        options[id(estimators[-1])] = {"zipmap": False}
+    for i, step in enumerate(estimators):
+        if not any(map(_is_tree_model, estimators[i + 1:])):
+            continue
+        if isinstance(step, StandardScaler):
+            options[id(step)] = {"div": "div"}  # float32 (x - mean) / scale, as StandardScaler computes it
+        elif isinstance(step, RobustScaler):
+            options[id(step)] = {"div": "div_cast"}  # float64 arithmetic, as RobustScaler computes it
+    return options
+
+
+def _n_features(loaded: LoadedModel) -> int:
+    n = loaded.signature.n_features or getattr(loaded.model, "n_features_in_", None)
+    if n is None:
+        raise UnsupportedModelError(
+            "cannot tell how many input features the model takes",
+            "fit the model on a 2-D numeric array so it records n_features_in_",
+        )
+    return int(n)
+
+
+def input_name(loaded: LoadedModel) -> str:
+    return loaded.signature.inputs[0].name if loaded.signature.inputs else "input"
+
+
+class SklearnConverter(Converter):
+    framework = "sklearn"
+
+    def convert(self, loaded: LoadedModel) -> onnx.ModelProto:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+
+        model = loaded.model
+        steps = list(leaf_steps(model))
+        _register_boosters(steps)
+        _check_supported(steps)
+        try:
+            converted = convert_sklearn(
+                model,
+                initial_types=[(input_name(loaded), FloatTensorType([None, _n_features(loaded)]))],
+                options=_options(model, steps),
+                target_opset=TARGET_OPSET,
+            )
+        except UnsupportedModelError:
+            raise
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"skl2onnx could not convert {type(model).__name__}: {type(exc).__name__}: {exc}",
+                _SUPPORTED_HINT,
+            ) from exc
+        _repair_lightgbm_thresholds(converted, steps)
+        return converted
+
+    def native(self, loaded: LoadedModel) -> NativeModel:
+        model = loaded.model
+        name = type(model).__name__
+        if hasattr(model, "predict_proba"):
+            return NativeModel(classifier_outputs(model.predict, model.predict_proba), model.predict_proba,
+                               f"{name}.predict_proba")
+        if _is_classifier(model):
+            # No probabilities (LinearSVC, RidgeClassifier): parity on labels only.
+            def labels(x: np.ndarray) -> dict[str, np.ndarray]:
+                return {"label": np.asarray(model.predict(x))}
+            return NativeModel(labels, model.predict, f"{name}.predict")
+        return NativeModel(regressor_outputs(model.predict), model.predict, f"{name}.predict")
+
+    def tool(self) -> str:
+        import skl2onnx
+
+        return f"skl2onnx {skl2onnx.__version__}"
+
+
+def _is_classifier(model: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    return bool(is_classifier(model))

@@ -1,0 +1,257 @@
+"""optimize(): the search end to end on tiny models, and the choice of a winner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import onnx
+import pytest
+from convert import zoo
+from onnx import helper, numpy_helper
+
+from mlc.convert import get_converter, native, register_converter
+from mlc.convert.sklearn import SklearnConverter
+from mlc.errors import DeviceUnavailableError, ParityError, UsageError
+from mlc.optimize import optimize
+from mlc.passes import register_pass, unregister_pass
+from mlc.passes.base import Artifact, Pass, Step
+from mlc.registry import Registry
+from mlc.runtime.session import SessionConfig
+from mlc.search import FAILED_PARITY, MEASURED, Candidate, choose
+from mlc.timing import Latency
+from mlc.validate import ParityReport, Tolerance
+
+FAST = {"timing_budget_s": 0.005, "batch_sizes": (1, 16)}
+
+
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
+    return Registry(tmp_path / "home")
+
+
+def _save(tmp_path: Path, name: str, file_name: str | None = None) -> Path:
+    path = tmp_path / f"{file_name or name}.joblib"
+    joblib.dump(zoo.model(name).model, path)
+    return path
+
+
+def _halve_probabilities(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with its probabilities output multiplied by 0.5: fast, and wrong."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for node in model.graph.node:
+        node.output[:] = ["probabilities_raw" if o == "probabilities" else o for o in node.output]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"))
+    model.graph.node.append(helper.make_node("Mul", ["probabilities_raw", "half"], ["probabilities"]))
+    return model
+
+
+class Corrupt(Pass):
+    """A pass that claims to be lossless and is not: the search must reject it on parity."""
+
+    name = "test-corrupt"
+    lossy = False
+
+    def applies(self, artifact, target):
+        return None if artifact.engine == "ort" else "ORT only"
+
+    def run(self, artifact, target):
+        return artifact.derive(self.step(), onnx_bytes=_halve_probabilities(artifact.proto).SerializeToString())
+
+
+class CorruptConverter(SklearnConverter):
+    def convert(self, loaded):
+        return _halve_probabilities(super().convert(loaded))
+
+
+def test_winner_is_registered_with_lineage_metrics_and_reports(tmp_path, registry):
+    path = _save(tmp_path, "sklearn-forest", "forest")
+    messages: list[str] = []
+    result = optimize(path, registry=registry, progress=messages.append, **FAST)
+
+    assert (result.source, result.winner) == ("forest:1", "forest:2")
+    assert any("winner" in m for m in messages)
+    mv = registry.get("forest:2")
+    assert mv.format == "onnx" and mv.framework == "onnx"
+    src = mv.source
+    assert src["kind"] == "optimize" and src["parent"] == "forest:1" and src["target"] == "cpu-2"
+    assert src["chain"][0]["pass"] == "convert" and src["ort_version"]
+    engines = src["runtime"]["engines"]
+    assert engines[-1]["max_rows"] is None
+    assert [e["max_rows"] for e in engines[:-1]] == sorted(e["max_rows"] for e in engines[:-1])
+    assert SessionConfig.from_dict(src["runtime"]["session"])
+    assert mv.metrics["parity"]["passed"] and set(mv.metrics["latency_us"]) == {"1", "16"}
+    assert mv.metrics["speedup_vs_native"]["1"] > 0
+    assert sorted(mv.reports) == ["report.json", "report.md"]
+    stored = json.loads((registry.version_dir(mv) / "report.json").read_text())
+    assert stored["kind"] == "optimize" and stored["body"]["schema"] == "mlc.optimize/1"
+    assert result.to_dict()["body"]["winner"] == "forest:2"
+
+    markdown = result.to_markdown()
+    for candidate in result.candidates:
+        assert candidate.id in markdown
+        if candidate.status == MEASURED and candidate.id not in {c.id for c in result.plan.candidates}:
+            assert candidate.reason.startswith(("slower", "tied")), candidate.reason
+        if candidate.status != MEASURED:
+            assert candidate.reason
+
+    # The registered artifact is the winner, and it reproduces the original.
+    winner = onnx.load(registry.artifact_path(mv))
+    import onnxruntime as ort
+
+    x = zoo.data()[0]
+    session = ort.InferenceSession(winner.SerializeToString(), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {"input": x})[0]
+    np.testing.assert_allclose(probabilities, native(zoo.model("sklearn-forest")).outputs(x)["probabilities"],
+                               atol=1e-5)
+
+
+def test_a_candidate_failing_parity_never_wins(tmp_path, registry):
+    register_pass(Corrupt)
+    try:
+        result = optimize(_save(tmp_path, "sklearn-mlp"), registry=registry, **FAST)
+    finally:
+        unregister_pass(Corrupt.name)
+    corrupt = [c for c in result.candidates if c.chain == ("test-corrupt",)]
+    assert corrupt and all(c.status == FAILED_PARITY and not c.latency for c in corrupt)
+    assert "'probabilities' differs" in corrupt[0].reason
+    assert not {c.id for c in corrupt} & {c.id for c in result.plan.candidates}
+    chain = [s["pass"] for s in registry.get(result.winner).source["chain"]]
+    assert "test-corrupt" not in chain
+
+
+def test_no_candidate_passing_raises_and_registers_only_the_source(tmp_path, registry):
+    original = get_converter("sklearn")
+    register_converter(CorruptConverter(), overwrite=True)
+    try:
+        with pytest.raises(ParityError, match="no candidate reproduced forest:1"):
+            optimize(_save(tmp_path, "sklearn-forest", "forest"), registry=registry, **FAST)
+    finally:
+        register_converter(original, overwrite=True)
+    versions = registry.list("forest")
+    assert [v.version for v in versions] == [1]
+    assert "optimize-failed.md" in versions[0].reports
+
+
+def test_optimize_a_registered_ref_with_real_data_and_output(tmp_path, registry):
+    from mlc.loading import load_model
+
+    path = _save(tmp_path, "sklearn-mlp-wide", "wide")
+    loaded = load_model(path)
+    registry.register("wide", path, format=loaded.format, framework=loaded.framework, signature=loaded.signature)
+    rows = tmp_path / "rows.npy"
+    np.save(rows, zoo.data()[0])
+    out = tmp_path / "out" / "winner.onnx"
+
+    result = optimize("wide", registry=registry, data=rows, output=out, **FAST)
+
+    assert (result.source, result.winner) == ("wide:1", "wide:2")
+    assert result.evidence == "real data"
+    static = next(c for c in result.candidates if c.chain and c.chain[0].startswith("quantize-static"))
+    assert static.status != "not applicable"
+    onnx.checker.check_model(onnx.load(out))
+    assert out.read_bytes() == registry.artifact_path(registry.get("wide:2")).read_bytes()
+
+
+def test_csv_rows_and_a_wrong_column_count(tmp_path, registry):
+    path = _save(tmp_path, "sklearn-logreg", "lr")
+    csv = tmp_path / "rows.csv"
+    x = zoo.data()[0]
+    csv.write_text("\n".join(",".join(map(str, row)) for row in x[:, :3]))
+    with pytest.raises(UsageError, match="3 columns but the model takes 6"):
+        optimize(path, registry=registry, data=csv, **FAST)
+    header = ",".join(f"f{i}" for i in range(x.shape[1]))
+    csv.write_text(header + "\n" + "\n".join(",".join(map(str, row)) for row in x))
+    result = optimize(path, registry=registry, data=csv, **FAST)
+    assert result.evidence == "real data" and result.validation_rows == len(x)
+
+
+def test_gpu_target_needs_a_gpu(tmp_path, registry):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceUnavailableError):
+        optimize(_save(tmp_path, "sklearn-forest"), registry=registry, target="gpu", **FAST)
+    assert registry.list() == []
+
+
+# ---- choosing among measured candidates (no timing involved) ---------------------------------
+
+
+def _candidate(cid: str, latencies: dict[int, float], *, chain=(), engine="ort", passed=True, plain=False,
+               lossy=False, threads=1, onnx_bytes=b"graph") -> Candidate:
+    steps = tuple(Step(name, {}, lossy) for name in chain)
+    artifact = Artifact(onnx_bytes=onnx_bytes, session=SessionConfig(intra_op_threads=threads), engine=engine,
+                        engine_options={"n_threads": threads} if engine != "ort" else {}, steps=steps)
+    parity = ParityReport(passed, 0.0, 0.0, 0.0, 10, 0, "real data", "", Tolerance.lossless())
+    return Candidate(id=cid, chain=tuple(chain), artifact=artifact, status=MEASURED if passed else FAILED_PARITY,
+                     parity=parity, plain=plain,
+                     latency={b: Latency(v, v, 10) for b, v in latencies.items()})
+
+
+def test_ties_go_to_the_simpler_chain():
+    plain = _candidate("plain", {1: 10.0, 32: 100.0}, plain=True)
+    fancy = _candidate("fancy", {1: 9.9, 32: 99.0}, chain=("ort-graph-opt",), onnx_bytes=b"other")
+    assert choose([plain, fancy], (1, 32)).candidates == [plain]
+    faster = _candidate("faster", {1: 5.0, 32: 60.0}, chain=("ort-graph-opt",), onnx_bytes=b"other")
+    assert choose([plain, faster], (1, 32)).candidates == [faster]
+
+
+def test_fewer_threads_win_a_tie():
+    two = _candidate("two", {1: 10.0, 32: 100.0}, plain=True, threads=2)
+    one = _candidate("one", {1: 10.1, 32: 101.0}, threads=1)
+    assert choose([two, one], (1, 32)).candidates == [one]
+
+
+def test_a_faster_candidate_that_failed_parity_is_ignored():
+    plain = _candidate("plain", {1: 10.0, 32: 100.0}, plain=True)
+    wrong = _candidate("wrong", {1: 1.0, 32: 10.0}, chain=("x",), passed=False)
+    assert choose([plain, wrong], (1, 32)).candidates == [plain]
+    assert choose([wrong], (1, 32)) is None
+
+
+def test_split_plan_by_batch_size():
+    ort_plain = _candidate("ort", {1: 10.0, 32: 20.0, 1024: 200.0}, plain=True)
+    kernel = _candidate("trees", {1: 2.0, 32: 8.0, 1024: 400.0}, chain=("mlc-trees",), engine="mlc-trees")
+    plan = choose([ort_plain, kernel], (1, 32, 1024))
+    assert [c.id for c in plan.candidates] == ["trees", "ort"]
+    runtime = plan.runtime()
+    assert runtime["engines"] == [{"engine": "mlc-trees", "max_rows": 32, "n_threads": 1},
+                                  {"engine": "ort", "max_rows": None}]
+    assert plan.latency(1) == 2.0 and plan.latency(1024) == 200.0
+
+
+def test_split_needs_the_same_graph():
+    ort_quantized = _candidate("q", {1: 10.0, 1024: 100.0}, chain=("quantize-dynamic",), onnx_bytes=b"q")
+    kernel = _candidate("trees", {1: 2.0, 1024: 400.0}, chain=("mlc-trees",), engine="mlc-trees")
+    plan = choose([ort_quantized, kernel], (1, 1024))
+    assert len(plan.parts) == 1
+
+
+def test_nowhere_slower_than_the_plain_conversion():
+    plain = _candidate("plain", {1: 10.0, 1024: 100.0}, plain=True)
+    # Better geometric mean, but 30% slower than plain at batch 1024.
+    lopsided = _candidate("lop", {1: 2.0, 1024: 130.0}, chain=("x",), onnx_bytes=b"x")
+    assert choose([plain, lopsided], (1, 1024)).candidates == [plain]
+
+
+@pytest.mark.parametrize("name", ["xgboost-multi", "lightgbm-booster", "onnx-logreg"])
+def test_native_files_of_every_framework(tmp_path, registry, name):
+    loaded = zoo.model(name)
+    if loaded.framework == "xgboost":
+        path = tmp_path / "model.json"
+        loaded.model.save_model(path)
+    elif loaded.framework == "lightgbm":
+        path = tmp_path / "model.txt"
+        loaded.model.save_model(str(path))
+    else:
+        path = tmp_path / "model.onnx"
+        onnx.save(loaded.model, path)
+    result = optimize(path, registry=registry, **FAST)
+    assert result.winner == "model:2"
+    assert registry.get("model:1").framework == loaded.framework
+    assert all(c.parity.passed for c in result.plan.candidates)

@@ -1,0 +1,95 @@
+"""Parity judgments: what passes, what fails, and why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlc.validate import DRAWN_INPUTS, REAL_DATA, Tolerance, compare
+
+LOSSLESS = Tolerance.lossless()
+
+
+def _clf(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([1, 1, 1], size=n)
+    return {"label": p.argmax(1).astype(np.int64), "probabilities": p}
+
+
+def test_identical_outputs_pass():
+    ref = _clf()
+    report = compare(ref, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert report.passed and report.max_abs_error == 0 and report.label_disagreement == 0
+    assert report.n_rows == 100 and report.evidence == REAL_DATA and report.reason == "within tolerance"
+
+
+def test_float32_rounding_passes_and_larger_error_fails():
+    ref = _clf()
+    cand = {"label": ref["label"], "probabilities": ref["probabilities"].astype(np.float32)}
+    assert compare(cand, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+    off = {"label": ref["label"], "probabilities": ref["probabilities"] + 2e-4}
+    report = compare(off, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert not report.passed and "'probabilities' differs" in report.reason
+    assert report.max_abs_error == pytest.approx(2e-4)
+
+
+def test_one_label_flip_fails_lossless():
+    ref = _clf()
+    cand = {"label": ref["label"].copy(), "probabilities": ref["probabilities"]}
+    cand["label"][7] = (cand["label"][7] + 1) % 3
+    report = compare(cand, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert not report.passed and report.label_disagreement == pytest.approx(0.01)
+    assert "first at row 7" in report.reason
+
+
+def test_ties_are_excused():
+    ref = _clf()
+    ref["probabilities"][3] = [0.45, 0.45 + 5e-7, 0.1 - 5e-7]
+    ref["label"][3] = 1
+    cand = {"label": ref["label"].copy(), "probabilities": ref["probabilities"]}
+    cand["label"][3] = 0
+    report = compare(cand, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert report.passed and report.n_ties == 1
+
+
+def test_lossy_limits():
+    ref = _clf(n=1000)
+    cand = {"label": ref["label"].copy(), "probabilities": ref["probabilities"] + 0.01}
+    cand["label"][:4] = (cand["label"][:4] + 1) % 3
+    ok = compare(cand, ref, tolerance=Tolerance(0.005, 0.05, lossy=True), evidence=DRAWN_INPUTS)
+    assert ok.passed and ok.label_disagreement == pytest.approx(0.004)
+    too_many = compare(cand, ref, tolerance=Tolerance(0.003, 0.05, lossy=True), evidence=DRAWN_INPUTS)
+    assert not too_many.passed and "labels differ on 4 of 1000" in too_many.reason
+    too_far = compare(cand, ref, tolerance=Tolerance(0.005, 0.005, lossy=True), evidence=DRAWN_INPUTS)
+    assert not too_far.passed
+
+
+def test_regression_error_is_relative_for_large_outputs():
+    ref = {"variable": np.array([[1e5], [2e5], [0.5]])}
+    close = {"variable": ref["variable"] * (1 + 5e-6)}
+    report = compare(close, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert report.passed and report.max_abs_error > 0.5 and report.max_rel_error <= 1e-4
+    small_values_abs = {"variable": ref["variable"] + np.array([[0], [0], [5e-4]])}
+    assert not compare(small_values_abs, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+
+
+def test_shape_is_reconciled_but_size_must_match():
+    ref = {"variable": np.arange(4.0)}
+    assert compare({"variable": np.arange(4.0).reshape(4, 1)}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+    report = compare({"variable": np.arange(8.0)}, ref, tolerance=LOSSLESS, evidence=REAL_DATA)
+    assert not report.passed and "shape" in report.reason
+
+
+def test_missing_output_and_nans():
+    ref = _clf()
+    assert "missing" in compare({"label": ref["label"]}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).reason
+    reg = {"variable": np.array([1.0, np.nan, 3.0])}
+    assert compare({"variable": reg["variable"].copy()}, reg, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+    bad = {"variable": np.array([1.0, 2.0, np.nan])}
+    assert not compare(bad, reg, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+
+
+def test_string_labels():
+    ref = {"label": np.array(["a", "b", "c"], dtype=object)}
+    assert compare({"label": np.array(["a", "b", "c"])}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+    assert not compare({"label": np.array(["a", "b", "b"])}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
