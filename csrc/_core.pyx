@@ -57,7 +57,7 @@ def pack_rows(arrays, out=None):
 
     Every array must be a C-contiguous numpy array of the same dtype and the same
     trailing shape. `out`, when given, receives the rows and is returned; it must
-    have exactly the concatenated shape and dtype.
+    have exactly the concatenated shape and dtype, and must not overlap the inputs.
     """
     # A tuple keeps every array alive while the GIL is released, even if the
     # caller's list is changed by another thread meanwhile.
@@ -138,34 +138,45 @@ def scatter_rows(buffer, counts):
     cdef cnp.ndarray src = np.ascontiguousarray(buffer)
     cdef list sizes = list(counts)
     cdef Py_ssize_t n = len(sizes)
-    cdef Py_ssize_t i, c, start = 0
-    cdef Py_ssize_t rows = cnp.PyArray_DIMS(src)[0]
+    cdef int d, ndim = cnp.PyArray_NDIM(src)
+    cdef Py_ssize_t i, c, total = 0
     cdef Py_ssize_t row_bytes = cnp.PyArray_ITEMSIZE(src)
-    cdef list parts = [None] * n
-    cdef cnp.ndarray part
-    cdef Span* spans
-    for i in range(1, src.ndim):
-        row_bytes *= cnp.PyArray_DIMS(src)[i]
+    for d in range(1, ndim):
+        row_bytes *= cnp.PyArray_DIMS(src)[d]
     for i in range(n):
         c = sizes[i]
         if c < 0:
             raise ValueError(f"scatter_rows: count {i} is negative ({c})")
-        start += c
-    if start != rows:
-        raise ValueError(f"scatter_rows: counts add up to {start} rows but the buffer has {rows}")
+        total += c
+    if total != cnp.PyArray_DIMS(src)[0]:
+        raise ValueError(
+            f"scatter_rows: counts add up to {total} rows but the buffer has {cnp.PyArray_DIMS(src)[0]}")
+    if src.dtype.hasobject:
+        return _scatter_objects(src, sizes)
+
+    cdef list parts = [None] * n
+    cdef cnp.ndarray part
+    cdef Span* spans = NULL
+    # Builtin native dtypes (all that ONNX Runtime returns) get their arrays from
+    # numpy's C API: np.empty costs more than the copy of a one-row request.
+    cdef bint builtin = src.dtype.isbuiltin == 1
+    cdef int typenum = cnp.PyArray_TYPE(src)
+    cdef cnp.npy_intp* part_dims = NULL
     trailing = buffer.shape[1:]
-    dtype = src.dtype
-    if dtype.hasobject:
-        start = 0
-        for i in range(n):
-            parts[i] = src[start:start + sizes[i]].copy()
-            start += sizes[i]
-        return parts
-    spans = _alloc_spans(n)
     try:
+        spans = _alloc_spans(n)
+        part_dims = <cnp.npy_intp*>PyMem_Malloc(ndim * sizeof(cnp.npy_intp))
+        if part_dims == NULL:
+            raise MemoryError()
+        for d in range(ndim):
+            part_dims[d] = cnp.PyArray_DIMS(src)[d]
         for i in range(n):
             c = sizes[i]
-            part = np.empty((c,) + trailing, dtype=dtype)
+            if builtin:
+                part_dims[0] = c
+                part = cnp.PyArray_EMPTY(ndim, part_dims, typenum, 0)
+            else:
+                part = np.empty((c,) + trailing, dtype=src.dtype)
             parts[i] = part
             spans[i].data = <char*>cnp.PyArray_DATA(part)
             spans[i].nbytes = c * row_bytes
@@ -173,4 +184,15 @@ def scatter_rows(buffer, counts):
             _spread(<const char*>cnp.PyArray_DATA(src), spans, n)
     finally:
         PyMem_Free(spans)
+        PyMem_Free(part_dims)
+    return parts
+
+
+cdef list _scatter_objects(cnp.ndarray src, list sizes):
+    """Object arrays (e.g. string labels) hold references: copy them with numpy, not memcpy."""
+    cdef list parts = []
+    cdef Py_ssize_t start = 0
+    for c in sizes:
+        parts.append(src[start:start + c].copy())
+        start += c
     return parts

@@ -1,0 +1,273 @@
+"""Does the dynamic batcher pay? 1-row requests from 64 concurrent clients, batched vs not.
+
+    python benchmarks/bench_batcher.py                         # -> results/batcher.json, results/batcher.md
+    python benchmarks/bench_batcher.py --requests 20000 --repeats 9
+
+Models (fixed seeds, float32 features, skl2onnx without ZipMap, ONNX Runtime with ONE intra-op
+thread): a RandomForestClassifier (100 trees, depth 10, 30 features) and a LogisticRegression
+(50 features). 64 clients send one-row requests, closed loop, in two set-ups:
+- threads: 64 Python threads; direct = each calls Scorer.predict (ORT sessions are
+  thread-safe), batched = each calls DynamicBatcher.submit(row).result();
+- asyncio (how a server drives the core): 64 tasks on one event loop; direct = each awaits
+  Scorer.predict in the loop's default thread pool, batched = each awaits submit_async(row);
+  also recorded: asyncio.wrap_future(submit(row)), which hands back each answer separately.
+Throughput is requests per second of wall time from the start to the last answer. Every answer
+is checked against one batch predict of all rows, beside its timing: a fast wrong answer is not
+a result. The batcher's own cost is measured with a no-op model (returns its input): one thread
+submits windows of requests and waits for them, so the figure is the batcher's work per request
+(wall and process CPU time), not thread wake-ups; the same no-op batcher driven by 64 threads
+gives the ceiling of the threads set-up. Scenarios are interleaved and repeated; figures are
+medians. The process freezes its start-up objects out of the garbage collector (gc.freeze), as a
+server should after loading its models. The machine is shared: the JSON records its CPUs and
+load average. Targets: batched >= 3x direct on the forest, >= 1x on the regression; batcher cost
+<= 10 us CPU per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CLIENTS = 64
+TARGETS = {"forest": 3.0, "logreg": 1.0}  # batched / direct throughput
+COST_TARGET_US = 10.0
+Outputs = dict[str, np.ndarray]
+
+
+def build_models() -> dict[str, tuple[Any, np.ndarray]]:
+    """name -> (ONNX model, float32 rows to send)."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    models = {}
+    for name, estimator, n_features in (
+        ("forest", RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1), 30),
+        ("logreg", LogisticRegression(max_iter=1000), 50),
+    ):
+        X, y = make_classification(n_samples=3000, n_features=n_features, n_informative=10, random_state=0)
+        X = X.astype(np.float32)
+        estimator.fit(X, y)
+        models[name] = (to_onnx(estimator, X[:1], options={"zipmap": False}), X)
+    return models
+
+
+def threads_closed_loop(call: Callable[[np.ndarray], Outputs], rows: list[np.ndarray]) -> tuple[float, list]:
+    """Requests/s of CLIENTS threads, each sending its share of rows one at a time; and the answers."""
+    answers: list[Any] = [None] * len(rows)
+    barrier = threading.Barrier(CLIENTS + 1)
+
+    def client(first: int) -> None:
+        barrier.wait()
+        for i in range(first, len(rows), CLIENTS):
+            answers[i] = call(rows[i])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return len(rows) / (time.perf_counter() - start), answers
+
+
+def asyncio_closed_loop(call: Callable[[np.ndarray], Awaitable[Outputs]], rows: list[np.ndarray]) -> tuple[float, list]:
+    """Requests/s of CLIENTS tasks on one event loop, each awaiting its share of rows one at a time."""
+    answers: list[Any] = [None] * len(rows)
+
+    async def client(first: int) -> None:
+        for i in range(first, len(rows), CLIENTS):
+            answers[i] = await call(rows[i])
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(CLIENTS)))
+        return time.perf_counter() - start
+
+    return len(rows) / asyncio.run(main()), answers
+
+
+def same_output(answers: list[Outputs], reference: Outputs) -> bool:
+    got = {name: np.concatenate([a[name] for a in answers]) for name in reference}
+    return bool(np.array_equal(got["label"], reference["label"])
+                and np.allclose(got["probabilities"], reference["probabilities"], rtol=1e-5, atol=1e-6))
+
+
+def scenarios(scorer: Any, batcher: Any) -> dict[str, Callable[[list[np.ndarray]], tuple[float, list]]]:
+    async def in_pool(x: np.ndarray) -> Outputs:
+        return await asyncio.get_running_loop().run_in_executor(None, scorer.predict, x)
+
+    return {
+        "threads/direct": lambda rows: threads_closed_loop(scorer.predict, rows),
+        "threads/batched": lambda rows: threads_closed_loop(lambda x: batcher.submit(x).result(), rows),
+        "asyncio/direct": lambda rows: asyncio_closed_loop(in_pool, rows),
+        "asyncio/batched": lambda rows: asyncio_closed_loop(batcher.submit_async, rows),
+        "asyncio/wrap_future": lambda rows: asyncio_closed_loop(lambda x: asyncio.wrap_future(batcher.submit(x)), rows),
+    }
+
+
+def batcher_cost(n_requests: int, window: int = 1024) -> tuple[float, float]:
+    """(wall us, CPU us) per request of the batcher around a no-op model, one submitting thread."""
+    from mlc.runtime.batcher import DynamicBatcher
+
+    rows = [np.full((1, 30), i, np.float32) for i in range(window)]
+    with DynamicBatcher(lambda x: {"x": x}, max_batch_size=64, max_queue_delay_us=500,
+                        max_queue_rows=window) as batcher:
+        for f in [batcher.submit(r) for r in rows]:  # warm-up
+            f.result()
+        rounds = max(1, n_requests // window)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            futures = [batcher.submit(r) for r in rows]
+            for f in futures:
+                f.result()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        answers = [f.result()["x"] for f in futures]
+    if not all(np.array_equal(a, r) for a, r in zip(answers, rows, strict=True)):
+        raise SystemExit("the no-op batcher returned rows that are not the requests' own")
+    return wall / (rounds * window) * 1e6, cpu / (rounds * window) * 1e6
+
+
+def noop_threads_ceiling(n_requests: int) -> float:
+    """Requests/s of the threads set-up through a batcher whose model does nothing."""
+    from mlc.runtime.batcher import DynamicBatcher
+
+    rows = [np.full((1, 30), i, np.float32) for i in range(n_requests)]
+    with DynamicBatcher(lambda x: {"x": x}) as batcher:
+        rate, answers = threads_closed_loop(lambda x: batcher.submit(x).result(), rows)
+    if not all(np.array_equal(a["x"], r) for a, r in zip(answers, rows, strict=True)):
+        raise SystemExit("the no-op batcher returned rows that are not the requests' own")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=6400, help="requests per scenario run")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats; medians are reported")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--max-queue-delay-us", type=int, default=500)
+    parser.add_argument("--instances", type=int, default=1)
+    args = parser.parse_args()
+
+    from mlc.runtime.batcher import DynamicBatcher
+    from mlc.runtime.scorer import Scorer
+    from mlc.runtime.session import SessionConfig
+
+    plan = {"session": SessionConfig(intra_op_threads=1).to_dict(), "engines": [{"engine": "ort"}]}
+    settings = {"max_batch_size": args.max_batch_size, "max_queue_delay_us": args.max_queue_delay_us,
+                "instances": args.instances}
+    models = build_models()
+    gc.freeze()  # as a server does after start-up: full collections then skip the libraries' objects
+    runs: dict[str, dict[str, list[float]]] = {}
+    checks: dict[str, bool] = {}
+    batch_rows: dict[str, float] = {}
+    for name, (model, X) in models.items():
+        scorer = Scorer(model, target="cpu-2", runtime_plan=plan)
+        scorer.warmup()
+        picks = np.random.default_rng(0).integers(0, len(X), args.requests)
+        rows = [X[i:i + 1] for i in picks]
+        reference = scorer.predict(X[picks])
+        with DynamicBatcher(scorer, **settings) as batcher:
+            kinds = scenarios(scorer, batcher)
+            for run in kinds.values():  # warm-up, untimed
+                run(rows[: CLIENTS * 4])
+            runs[name] = {kind: [] for kind in kinds}
+            checks[name] = True
+            for rep in range(args.repeats):
+                for kind in (list(kinds) if rep % 2 == 0 else list(reversed(kinds))):
+                    rate, answers = kinds[kind](rows)
+                    runs[name][kind].append(rate)
+                    checks[name] &= same_output(answers, reference)
+            batch_rows[name] = batcher.stats().mean_batch_rows
+    costs = [batcher_cost(args.requests) for _ in range(max(7, args.repeats))]  # cheap; the machine is noisy
+    ceiling = [noop_threads_ceiling(args.requests) for _ in range(args.repeats)]
+
+    report = summarize(args, runs, checks, batch_rows, costs, ceiling, settings)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "batcher.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render(report)
+    (RESULTS / "batcher.md").write_text(markdown)
+    print(markdown)
+
+
+def summarize(args: argparse.Namespace, runs: dict, checks: dict, batch_rows: dict, costs: list,
+              ceiling: list, settings: dict) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    for name, kinds in runs.items():
+        medians = {kind: statistics.median(rates) for kind, rates in kinds.items()}
+        models[name] = {"rps": kinds, "rps_median": medians, "same_output": checks[name],
+                        "mean_batch_rows": batch_rows[name], "target_speedup": TARGETS[name]}
+        for setup in ("threads", "asyncio"):
+            speedup = medians[f"{setup}/batched"] / medians[f"{setup}/direct"]
+            models[name][f"{setup}_speedup"] = speedup
+            models[name][f"{setup}_met"] = speedup >= TARGETS[name] and checks[name]
+    cpu = statistics.median(c[1] for c in costs)
+    return {
+        "benchmark": "batcher",
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "settings": {"requests": args.requests, "repeats": args.repeats, "clients": CLIENTS,
+                     "ort_intra_op_threads": 1, **settings},
+        "models": models,
+        "noop_threads_ceiling_rps": {"runs": ceiling, "median": statistics.median(ceiling)},
+        "batcher_cost_us": {"wall_runs": [c[0] for c in costs], "cpu_runs": [c[1] for c in costs],
+                            "wall_median": statistics.median(c[0] for c in costs), "cpu_median": cpu,
+                            "cpu_min": min(c[1] for c in costs),
+                            "target": COST_TARGET_US, "met": cpu <= COST_TARGET_US},
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    s, m = report["settings"], report["machine"]
+    lines = [
+        "# Dynamic batcher: 1-row requests from 64 concurrent clients",
+        "",
+        f"{s['requests']} requests per run, {s['repeats']} interleaved repeats, medians; ORT 1 intra-op thread; "
+        f"batcher max_batch_size={s['max_batch_size']}, max_queue_delay_us={s['max_queue_delay_us']}, "
+        f"instances={s['instances']}. Machine: {m['cpus']} CPUs (shared), load average "
+        f"{m['load_average'][0]:.1f} at the end. Every answer checked against one batch predict.",
+        "",
+        "| model | set-up | direct req/s | batched req/s | speed-up | target | same output |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for name, r in report["models"].items():
+        for setup in ("threads", "asyncio"):
+            met = "met" if r[f"{setup}_met"] else "MISSED"
+            lines.append(
+                f"| {name} | {setup} | {r['rps_median'][f'{setup}/direct']:,.0f} | "
+                f"{r['rps_median'][f'{setup}/batched']:,.0f} | {r[f'{setup}_speedup']:.2f}x | "
+                f">= {r['target_speedup']:.0f}x {met} | {'yes' if r['same_output'] else 'NO'} |")
+    c = report["batcher_cost_us"]
+    lines += [
+        "",
+        "Mean batch: " + ", ".join(f"{n} {r['mean_batch_rows']:.1f} rows" for n, r in report["models"].items())
+        + ". asyncio through submit() + asyncio.wrap_future instead of submit_async: "
+        + ", ".join(f"{n} {r['rps_median']['asyncio/wrap_future']:,.0f} req/s" for n, r in report["models"].items())
+        + ". The threads set-up through a no-op model tops out at "
+        f"{report['noop_threads_ceiling_rps']['median']:,.0f} req/s (thread wake-ups and the GIL, not the model).",
+        "",
+        f"Batcher cost per request (no-op model, one submitting thread, {len(c['cpu_runs'])} runs): median "
+        f"{c['cpu_median']:.1f} us CPU (best {c['cpu_min']:.1f}, wall {c['wall_median']:.1f}); "
+        f"target <= {c['target']:.0f} us CPU: {'met' if c['met'] else 'MISSED'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

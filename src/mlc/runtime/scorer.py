@@ -1,0 +1,245 @@
+"""The Scorer: one ONNX model, ready to predict, with the engines its runtime plan chose.
+
+`mlc optimize` records a runtime plan beside each optimized version: the ONNX
+Runtime session options it measured best and, per batch size, which engine is
+fastest (e.g. mlc's compiled tree kernel for small batches, ONNX Runtime for
+large ones). The Scorer rebuilds exactly that, so what is served is what was
+measured. `predict` is thread-safe: ONNX Runtime sessions may be run from many
+threads at once and the tree kernel is read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from mlc.errors import InvalidInputError, ModelFormatError, NotFoundError, UnsupportedModelError, UsageError
+from mlc.runtime.session import SessionConfig, create_session, default_session_config
+from mlc.signature import Signature, TensorSpec
+from mlc.targets import HardwareTarget, get_target
+
+ModelSource = str | os.PathLike[str] | bytes | onnx.ModelProto
+Engine = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+ORT, TREES = "ort", "mlc-trees"
+_ENGINES = (ORT, TREES)
+
+# ONNX Runtime's tensor type names and the numpy dtypes a request is converted to.
+_ORT_DTYPES = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(bool)": np.dtype(np.bool_),
+}
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: str  # "ort" or "mlc-trees"
+    max_rows: int | None = None  # the largest batch it serves; None: any size
+    n_threads: int | None = None  # threads of the mlc-trees kernel; None: the session's intra-op threads
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """How to run a model: session options, and which engine serves which batch sizes."""
+
+    session: SessionConfig
+    engines: tuple[EngineChoice, ...] = field(default=(EngineChoice(ORT),))
+
+    @classmethod
+    def default(cls, target: HardwareTarget) -> RuntimePlan:
+        return cls(session=default_session_config(target.cores, target.device))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], target: HardwareTarget) -> RuntimePlan:
+        """Reads the plan `mlc optimize` records; a missing session falls back to the target's default."""
+        session = (
+            SessionConfig.from_dict(data["session"]) if data.get("session")
+            else default_session_config(target.cores, target.device)
+        )
+        engines = []
+        for entry in data.get("engines") or [{"engine": ORT}]:
+            if entry.get("engine") not in _ENGINES:
+                raise UsageError(f"runtime plan names unknown engine {entry.get('engine')!r}",
+                                 f"known engines: {', '.join(_ENGINES)}")
+            max_rows = entry.get("max_rows")
+            if max_rows is not None and int(max_rows) < 1:
+                raise UsageError(f"runtime plan: max_rows of engine {entry['engine']} must be at least 1")
+            engines.append(EngineChoice(entry["engine"], None if max_rows is None else int(max_rows),
+                                        entry.get("n_threads")))
+        return cls(session=session, engines=tuple(engines))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session.to_dict(),
+            "engines": [{"engine": e.engine, "max_rows": e.max_rows, "n_threads": e.n_threads}
+                        for e in self.engines],
+        }
+
+
+class Scorer:
+    """An ONNX model with one (rows, ...) input, predicting through its plan's engines."""
+
+    def __init__(
+        self,
+        model: ModelSource,
+        target: HardwareTarget | str | None = None,
+        runtime_plan: Mapping[str, Any] | RuntimePlan | None = None,
+        *,
+        signature: Signature | None = None,
+    ) -> None:
+        self.target = target if isinstance(target, HardwareTarget) else get_target(target)
+        if isinstance(runtime_plan, RuntimePlan):
+            self.plan = runtime_plan
+        elif runtime_plan:
+            self.plan = RuntimePlan.from_dict(runtime_plan, self.target)
+        else:
+            self.plan = RuntimePlan.default(self.target)
+        proto = _load_proto(model)
+        self._session = create_session(proto.SerializeToString(), self.plan.session)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise UnsupportedModelError(
+                f"the scorer serves models with one input tensor; this one has {len(inputs)} "
+                f"({', '.join(i.name for i in inputs)})")
+        outputs = self._session.get_outputs()
+        for out in outputs:
+            if not out.type.startswith("tensor("):
+                raise UnsupportedModelError(
+                    f"output {out.name!r} is a {out.type}, not a tensor (a ZipMap output?)",
+                    'convert classifiers with options={"zipmap": False}')
+        spec = inputs[0]
+        if spec.type not in _ORT_DTYPES:
+            raise UnsupportedModelError(f"input {spec.name!r} has type {spec.type}, which the scorer does not feed")
+        self.input_name: str = spec.name
+        self.output_names: tuple[str, ...] = tuple(o.name for o in outputs)
+        self.input_dtype: np.dtype = _ORT_DTYPES[spec.type]
+        # Fixed sizes of the non-batch dims (None where free), checked on every request.
+        self._tail: tuple[int | None, ...] = tuple(d if isinstance(d, int) else None for d in spec.shape[1:])
+        self.signature: Signature = signature or Signature(
+            inputs=(TensorSpec(spec.name, self.input_dtype.name, (None, *self._tail)),),
+            outputs=tuple(TensorSpec(o.name, _ORT_DTYPES.get(o.type, np.dtype(object)).name,
+                                     tuple(d if isinstance(d, int) else None for d in o.shape))
+                          for o in outputs),
+        )
+        self._tree_kernel: Any = None  # mlc.trees' TreeKernel, when the plan uses it and it applies
+        self._routes: list[tuple[int | None, str, Engine]] = self._build_routes(proto)
+
+    @classmethod
+    def from_registry(cls, ref: str, target: HardwareTarget | str | None = None) -> Scorer:
+        """The scorer of a registered version ("name", "name:3", "name@prod"), with its recorded plan."""
+        from mlc.registry import Registry
+
+        registry = Registry.open()
+        version = registry.get(ref)
+        if str(version.format).lower() != "onnx":
+            raise UnsupportedModelError(
+                f"{ref} is a {version.format} artifact; the scorer runs ONNX models",
+                f"optimize it first: mlc optimize {ref}")
+        plan = (version.source or {}).get("runtime")
+        return cls(registry.artifact_path(version), target=target, runtime_plan=plan,
+                   signature=version.signature)
+
+    def _build_routes(self, proto: onnx.ModelProto) -> list[tuple[int | None, str, Engine]]:
+        """(max_rows, engine name, callable) in increasing max_rows, ending with an unbounded engine."""
+        routes: list[tuple[int | None, str, Engine]] = []
+        for choice in self.plan.engines:
+            if choice.engine == ORT:
+                routes.append((choice.max_rows, ORT, self._run_ort))
+                continue
+            from mlc.trees import compile_tree_ensemble
+
+            threads = choice.n_threads or self.plan.session.intra_op_threads
+            kernel = compile_tree_ensemble(proto, n_threads=threads)
+            if kernel is None:  # not a tree ensemble it handles: ONNX Runtime serves those rows
+                continue
+            self._tree_kernel = kernel
+            routes.append((choice.max_rows, TREES, kernel.predict))
+        routes.sort(key=lambda r: float("inf") if r[0] is None else r[0])
+        if not routes or routes[-1][0] is not None:
+            routes.append((None, ORT, self._run_ort))
+        return routes
+
+    @property
+    def engines(self) -> tuple[tuple[str, int | None], ...]:
+        """(engine, max_rows) in the order they are tried; the last one takes any size."""
+        return tuple((name, max_rows) for max_rows, name, _ in self._routes)
+
+    def engine_for(self, n_rows: int) -> str:
+        """Which engine serves a batch of n_rows."""
+        return self._route(n_rows)[1]
+
+    def _route(self, n_rows: int) -> tuple[int | None, str, Engine]:
+        for route in self._routes:
+            if route[0] is None or n_rows <= route[0]:
+                return route
+        raise AssertionError("unreachable: the last route is unbounded")  # pragma: no cover
+
+    def _run_ort(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self._session.run(None, {self.input_name: x}), strict=True))
+
+    def prepare(self, x: Any) -> np.ndarray:
+        """x as the model's input: its dtype, C-contiguous, with the right shape; else InvalidInputError.
+
+        Float models take any numeric or bool input, cast; other dtypes must cast safely.
+        """
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+        shape = arr.shape
+        if len(shape) != 1 + len(self._tail) or not (
+            shape[1:] == self._tail  # the common case, every dim fixed: one tuple comparison
+            or all(want is None or got == want for got, want in zip(shape[1:], self._tail, strict=True))
+        ):
+            want = ", ".join(("rows", *("?" if d is None else str(d) for d in self._tail)))
+            raise InvalidInputError(
+                f"{self.input_name} takes ({want}) arrays; got shape {arr.shape}",
+                "pass one row as x.reshape(1, -1)" if arr.ndim == 1 else None)
+        if shape[0] == 0:
+            raise InvalidInputError("the request has no rows")
+        if arr.dtype != self.input_dtype:
+            kind_ok = self.input_dtype.kind == "f" and arr.dtype.kind in "biuf"
+            if not kind_ok and not np.can_cast(arr.dtype, self.input_dtype, "safe"):
+                raise InvalidInputError(f"{self.input_name} takes {self.input_dtype} values; got {arr.dtype}")
+            return np.ascontiguousarray(arr, dtype=self.input_dtype)
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+    def predict(self, x: Any) -> dict[str, np.ndarray]:
+        """Every output of the model for the rows of x, by output name."""
+        arr = self.prepare(x)
+        return self._route(arr.shape[0])[2](arr)
+
+    def warmup(self) -> None:
+        """Run every engine at the target's batch sizes and at its own limit, so that lazy set-up
+        (ORT's memory arena growth, numba's cache loads) is not paid by the first requests."""
+        if self._tree_kernel is not None:
+            self._tree_kernel.warmup()
+        if any(d is None for d in self._tail):
+            return  # free non-batch dims: no shape to invent
+        limits = {max_rows for max_rows, _, _ in self._routes if max_rows is not None}
+        for rows in sorted({1, *self.target.batch_sizes, *limits}):
+            self.predict(np.zeros((rows, *self._tail), dtype=self.input_dtype))
+
+
+def _load_proto(model: ModelSource) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, bytes | bytearray):
+        try:
+            return onnx.load_model_from_string(bytes(model))
+        except DecodeError as exc:
+            raise ModelFormatError(f"the bytes given are not an ONNX model: {exc}") from exc
+    path = Path(model)
+    if not path.is_file():
+        raise NotFoundError(f"model file {path} does not exist")
+    try:
+        return onnx.load_model(str(path))
+    except DecodeError as exc:
+        raise ModelFormatError(f"{path} is not a readable ONNX model: {exc}") from exc
