@@ -1,0 +1,86 @@
+"""`mlc profile`: the CLI face of mlc.profile.profile."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.markdown import Markdown
+
+from mlc.cli._common import console, err_console, handle_errors, json_option, print_json
+from mlc.errors import UsageError
+
+_EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
+
+
+def _seconds(text: str) -> float:
+    """'10s', '1.5s', '2m' or a bare number of seconds."""
+    value = text.strip().lower()
+    scale = 60.0 if value.endswith("m") else 1.0
+    try:
+        return float(value.rstrip("sm")) * scale
+    except ValueError:
+        raise UsageError(f"--duration {text!r} is not a duration", "write it like 2s, 1.5s or 1m") from None
+
+
+@click.command("profile")
+@click.argument("ref", metavar="REF")
+@click.option("--target", default="cpu", show_default=True, metavar="PROFILE",
+              help="Hardware target to size for: cpu, gpu, a profile name (cpu-2, cpu-8, gpu-h100) or a .toml.")
+@click.option("--slo-p99-ms", type=float, default=20.0, show_default=True, help="Latency objective: p99 in ms.")
+@click.option("--rate", type=float, help="Requests per second to size replicas for (default: one replica).")
+@click.option("--mode", type=click.Choice(["inprocess", "http"]), default="inprocess", show_default=True,
+              help="inprocess: the scoring core without HTTP; http: `mlc serve` (or --url) driven by locust.")
+@click.option("--url", help="Measure this running KServe v2 server (Triton included) instead of starting one.")
+@click.option("--model-name", help="The model's name at --url (default: its registry name).")
+@click.option("--duration", default="2s", show_default=True, help="How long each load point is held.")
+@click.option("--quick", is_flag=True, help="Hill-climb over configurations instead of measuring the whole grid.")
+@click.option("--arrivals", type=click.Choice(["poisson", "constant"]), default="poisson", show_default=True,
+              help="Gaps between requests: exponential (independent users) or fixed.")
+@click.option("--headroom", type=float, default=0.25, show_default=True,
+              help="Share of measured capacity kept free when planning replicas, cores and memory.")
+@click.option("--pyinstrument", is_flag=True, help="Also write a pyinstrument HTML profile of the scoring hot path.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write an HTML report with plots here.")
+@click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
+              help="Folder for the JSON and Markdown reports.")
+@click.option("--no-record", is_flag=True, help="Do not record the profile with the model version in the registry.")
+@json_option
+@handle_errors
+def profile_cmd(ref: str, target: str, slo_p99_ms: float, rate: float | None, mode: str, url: str | None,
+                model_name: str | None, duration: str, quick: bool, arrivals: str, headroom: float,
+                pyinstrument: bool, html_path: Path | None, out_dir: Path, no_record: bool, as_json: bool) -> None:
+    """Measure a registered model under load on a hardware target and recommend its deployment.
+
+    Sweeps batcher settings, instances, threads and workers within the target's cores at
+    open-loop arrival rates (latency counted from each request's scheduled time), samples
+    CPU, memory and GPU of the serving processes, and recommends the cheapest configuration
+    whose p99 meets the SLO: replicas for --rate, cores and memory per replica, batcher
+    settings, cost per hour and per million inferences. Writes JSON and Markdown reports
+    (HTML with --html) and records the recommendation with the model version, where `mlc
+    serve` picks it up. Ctrl-C stops measuring and still writes what was measured.
+    """
+    from mlc.profile import ProfileOptions, profile
+
+    def progress(message: str) -> None:
+        err_console.print(f"[dim]…[/] {message}", highlight=False)
+
+    options = ProfileOptions(
+        slo_p99_ms=slo_p99_ms, rate_rps=rate, mode=mode, url=url.rstrip("/") if url else None,
+        model_name=model_name, duration_s=_seconds(duration), quick=quick, arrivals=arrivals, headroom=headroom,
+        pyinstrument=pyinstrument, html=html_path, out_dir=out_dir, record=not no_record)
+    outcome = profile(ref, target, options, progress=progress)
+    if as_json:
+        print_json(outcome.report)
+    else:
+        from mlc.profile.report import to_markdown
+
+        console.print(Markdown(to_markdown(outcome.report)))
+        for kind, path in outcome.files.items():
+            err_console.print(f"[green]wrote[/] {kind}: {path}", highlight=False)
+    if outcome.result.interrupted:
+        sys.exit(_EXIT_INTERRUPTED)
+    if outcome.result.recommendation is None:
+        err_console.print(f"[bold red]error:[/] no configuration met p99 <= {slo_p99_ms:g} ms", highlight=False)
+        sys.exit(1)

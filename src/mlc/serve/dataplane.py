@@ -1,0 +1,324 @@
+"""The protocol's operations over loaded models, independent of the HTTP layer.
+
+Every v2 endpoint is one method here taking plain values and returning a JSON-able document
+(or response bytes for inference); failures are mlc errors that carry their own HTTP status,
+so the transport only routes and frames. Each served version owns a Scorer and a
+DynamicBatcher; unversioned requests for a name go through its traffic split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from mlc import __version__
+from mlc.errors import InvalidInputError, MlcError, NotFoundError, QueueFullError
+from mlc.registry import Registry
+from mlc.runtime.batcher import DynamicBatcher
+from mlc.runtime.scorer import RuntimePlan, Scorer
+from mlc.serve.codec import InferRequest, datatype_of, decode_request, encode_response
+from mlc.serve.exposition import prometheus_text, triton_model_stats
+from mlc.serve.metrics import MetricsBoard, Slot, VersionMeter
+from mlc.serve.plan import ServedVersion, ServePlan
+from mlc.serve.split import TrafficSplit
+from mlc.targets import HardwareTarget
+
+PLATFORM = "onnxruntime_onnx"
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
+# The batcher hands each request its own rows of every output; stamping each batch's start
+# time as one more output row-wise tells every request exactly how long it queued.
+_STARTED = "__mlc_batch_started_ns"
+_INLINE_BELOW_NS = 50_000  # see ServedModel.measure_inline
+
+
+def _dims(shape: Iterable[Any]) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
+class _TimedScorer:
+    """The Scorer as the batcher sees it: each batch is timed and stamped with its start time."""
+
+    def __init__(self, scorer: Scorer, meter: VersionMeter) -> None:
+        self.scorer = scorer
+        self.meter = meter
+
+    def prepare(self, x: Any) -> np.ndarray:
+        return self.scorer.prepare(x)
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        started = time.perf_counter_ns()
+        outputs = dict(self.scorer.predict(x))
+        self.meter.batch(x.shape[0], time.perf_counter_ns() - started)
+        outputs[_STARTED] = np.full(x.shape[0], started, dtype=np.int64)
+        return outputs
+
+
+def _capped_plan(version: ServedVersion, target: HardwareTarget, threads: int) -> RuntimePlan:
+    """The version's recorded runtime plan with its threads capped at this worker's share of cores."""
+    plan = RuntimePlan.from_dict(version.runtime or {}, target)
+    session = plan.session.with_(intra_op_threads=min(plan.session.intra_op_threads, threads),
+                                 inter_op_threads=min(plan.session.inter_op_threads, threads),
+                                 allow_spinning=False)
+    engines = tuple(replace(e, n_threads=min(e.n_threads, threads)) if e.n_threads else e for e in plan.engines)
+    return replace(plan, session=session, engines=engines)
+
+
+class ServedModel:
+    """One loaded version: scorer, batcher, counters, and the metadata clients ask for."""
+
+    def __init__(self, spec: ServedVersion, scorer: Scorer, meter: VersionMeter, device: str) -> None:
+        self.spec = spec
+        self.name, self.version = spec.name, spec.version
+        self.scorer = scorer
+        self.meter = meter
+        self.device = device
+        batch = spec.batch
+        self.timed = _TimedScorer(scorer, meter)
+        self.inline = False  # see measure_inline
+        self.batcher = DynamicBatcher(
+            self.timed, max_batch_size=batch.max_batch_size,
+            preferred_batch_sizes=batch.preferred_batch_sizes, max_queue_delay_us=batch.max_queue_delay_us,
+            max_queue_rows=batch.max_queue_rows, instances=batch.instances)
+        self.input_datatype = datatype_of(scorer.input_dtype)
+
+    def tensor_metadata(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        sig = self.scorer.signature
+        inputs = [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": _dims(s.shape)} for s in sig.inputs]
+        outputs = [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": _dims(s.shape)} for s in sig.outputs]
+        return inputs, outputs
+
+    def input_array(self, request: InferRequest, max_rows: int) -> np.ndarray:
+        """The request's one input tensor, checked against the model's name, datatype and rows."""
+        name = self.scorer.input_name
+        if set(request.inputs) != {name}:
+            got = ", ".join(repr(n) for n in request.inputs)
+            raise InvalidInputError(f"model {self.name} takes one input named {name!r}; the request has {got}")
+        x = request.inputs[name]
+        datatype = datatype_of(x.dtype)
+        if datatype != self.input_datatype:
+            raise InvalidInputError(f"input {name!r} of model {self.name} is {self.input_datatype}, not {datatype}")
+        if x.ndim == 0:
+            raise InvalidInputError(f"input {name!r} needs a shape with a row dimension, not []")
+        if x.shape[0] > max_rows:
+            raise InvalidInputError(f"the request has {x.shape[0]} rows; this server takes at most {max_rows}",
+                                    "split it into several requests")
+        return x
+
+    def measure_inline(self) -> None:
+        """Let a lone request skip the batcher when the model is faster than the hand-off to it.
+
+        Handing a request to a batcher thread and its answer back to the event loop costs about
+        0.1 ms of thread wake-ups; a small forest answers one row in a fraction of that. When a
+        request is the only one this worker is handling and no queue delay is configured, its
+        batch would hold it alone anyway, so running it on the event loop gives the same answer
+        sooner. As soon as requests overlap they go through the batcher, which then wins by
+        batching and by running the model beside the event loop (benchmarks/results/serve_*.md).
+        """
+        if self.spec.batch.max_queue_delay_us or self.scorer.signature.inputs[0].shape[1:].count(None):
+            return
+        row = np.zeros((1, *self.scorer.signature.inputs[0].shape[1:]), dtype=self.scorer.input_dtype)
+        times = []
+        for _ in range(15):
+            started = time.perf_counter_ns()
+            self.scorer.predict(row)
+            times.append(time.perf_counter_ns() - started)
+        self.inline = sorted(times)[len(times) // 2] < _INLINE_BELOW_NS
+
+    async def run(self, x: np.ndarray, alone: bool) -> tuple[dict[str, np.ndarray], int, int]:
+        """Outputs for x's rows, with the ns spent queued and running; big requests go in batcher-sized chunks.
+
+        alone: no other request is in progress in this worker (see measure_inline).
+        """
+        step = self.spec.batch.max_batch_size
+        rows = x.shape[0]
+        if alone and self.inline and rows <= step:
+            started = time.perf_counter_ns()
+            outputs = self.timed.predict(self.scorer.prepare(x))
+            outputs.pop(_STARTED)
+            return outputs, 0, time.perf_counter_ns() - started
+        submitted = time.perf_counter_ns()
+        self.meter.pending(rows)
+        try:
+            futures: list[asyncio.Future[dict[str, np.ndarray]]] = []
+            try:
+                for start in range(0, rows, step):
+                    futures.append(self.batcher.submit_async(x[start:start + step]))
+            except MlcError:
+                for future in futures:
+                    future.cancel()
+                raise
+            parts = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
+        finally:
+            self.meter.pending(-rows)
+        done = time.perf_counter_ns()
+        started = int(parts[0][_STARTED][0])
+        parts = [{k: v for k, v in part.items() if k != _STARTED} for part in parts]
+        outputs = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return outputs, started - submitted, done - started
+
+
+class DataPlane:
+    """The v2 operations over every version this worker serves."""
+
+    def __init__(self, plan: ServePlan, models: dict[tuple[str, int], ServedModel], board: MetricsBoard) -> None:
+        self.plan = plan
+        self.models = models
+        self.board = board
+        self.splits = {name: TrafficSplit(shares) for name, shares in plan.routes.items()}
+        self.ready = True
+        self.active_requests = 0  # HTTP requests this worker has begun and not answered (kept by the app)
+
+    @classmethod
+    def load(cls, plan: ServePlan, board: MetricsBoard) -> DataPlane:
+        """Build and warm every version's scorer, with this worker's share of the target's cores."""
+        registry = Registry.open()
+        target = replace(plan.target, cores=plan.threads_per_session)
+        models = {}
+        for spec in plan.versions:
+            path = registry.artifact_path(f"{spec.name}:{spec.version}")
+            scorer = Scorer(path, target=target, runtime_plan=_capped_plan(spec, target, plan.threads_per_session))
+            scorer.warmup()
+            model = ServedModel(spec, scorer, board.meter(spec.name, spec.version), plan.target.device)
+            model.measure_inline()
+            models[(spec.name, spec.version)] = model
+        return cls(plan, models, board)
+
+    # -- lookup ------------------------------------------------------------------------------
+
+    def _versions_of(self, name: str) -> list[ServedModel]:
+        found = [m for (n, _), m in self.models.items() if n == name]
+        if not found:
+            served = ", ".join(sorted({n for n, _ in self.models}))
+            raise NotFoundError(f"model {name!r} is not served here", f"served models: {served}")
+        return found
+
+    def get(self, name: str, version: str | None) -> ServedModel:
+        """The version a request names, else the one the traffic split draws for this request."""
+        candidates = self._versions_of(name)
+        if version is None:
+            return self.models[(name, self.splits[name].choose())]
+        for model in candidates:
+            if str(model.version) == version:
+                return model
+        have = ", ".join(str(m.version) for m in candidates)
+        raise NotFoundError(f"version {version!r} of model {name!r} is not served here", f"served versions: {have}")
+
+    def _default(self, name: str) -> ServedModel:
+        """The version metadata describes when none is named: the one with the largest share."""
+        self._versions_of(name)
+        shares = self.splits[name].shares
+        return self.models[(name, max(shares, key=lambda v: (shares[v], v)))]
+
+    def _selected(self, name: str, version: str | None) -> list[ServedModel]:
+        return self._versions_of(name) if version is None else [self.get(name, version)]
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "mlc", "version": __version__, "extensions": list(EXTENSIONS)}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self._default(name) if version is None else self.get(name, version)
+        inputs, outputs = model.tensor_metadata()
+        versions = [str(m.version) for m in self._versions_of(name)] if version is None else [version]
+        return {"name": name, "versions": versions, "platform": PLATFORM, "inputs": inputs, "outputs": outputs}
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        self._selected(name, version)
+        return self.ready
+
+    def model_config(self, name: str, version: str | None) -> dict[str, Any]:
+        """Triton's model configuration, as perf_analyzer reads it before it sends any request.
+
+        With max_batch_size > 0 Triton's dims leave out the batch dimension; a rank-1 output
+        such as a label becomes dims [1] reshaped to [].
+        """
+        model = self._default(name) if version is None else self.get(name, version)
+        batch = model.spec.batch
+
+        def tensors(specs: Iterable[Any]) -> list[dict[str, Any]]:
+            out = []
+            for spec in specs:
+                dims = _dims(spec.shape[1:])
+                entry: dict[str, Any] = {"name": spec.name, "data_type": f"TYPE_{datatype_of(spec.dtype)}",
+                                         "dims": dims or [1]}
+                if not dims:
+                    entry["reshape"] = {"shape": []}
+                out.append(entry)
+            return out
+
+        sig = model.scorer.signature
+        return {
+            "name": name,
+            "platform": PLATFORM,
+            "backend": "onnxruntime",
+            "version_policy": {"specific": {"versions": [str(m.version) for m in self._versions_of(name)]}},
+            "max_batch_size": batch.max_batch_size,
+            "input": [{**t, "format": "FORMAT_NONE"} for t in tensors(sig.inputs)],
+            "output": tensors(sig.outputs),
+            "dynamic_batching": {"preferred_batch_size": list(batch.preferred_batch_sizes),
+                                 "max_queue_delay_microseconds": batch.max_queue_delay_us},
+            "instance_group": [{"name": f"{name}_0", "count": batch.instances,
+                                "kind": "KIND_GPU" if model.device == "gpu" else "KIND_CPU"}],
+            "parameters": {"mlc_batch_settings_from": {"string_value": batch.source}},
+        }
+
+    def model_stats(self, name: str | None, version: str | None) -> dict[str, Any]:
+        chosen = list(self.models.values()) if name is None else self._selected(name, version)
+        keys = [(m.name, m.version) for m in chosen]
+        return triton_model_stats(self.board.snapshot(), self.board.layout, keys)
+
+    def repository_index(self) -> list[dict[str, Any]]:
+        return [{"name": m.name, "version": str(m.version), "state": "READY" if self.ready else "UNAVAILABLE"}
+                for m in self.models.values()]
+
+    def metrics_text(self) -> str:
+        return prometheus_text(self.board.snapshot(), self.board.layout)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def infer(self, name: str, version: str | None, body: bytes, json_length: int | None,
+                    arrived_ns: int) -> tuple[bytes, int | None]:
+        """Decode, batch, run and encode one request; counts it as a success or by failure kind."""
+        model = self.get(name, version)
+        meter = model.meter
+        try:
+            request = decode_request(body, json_length)
+            x = model.input_array(request, self.plan.max_request_rows)
+            decoded = time.perf_counter_ns()
+            outputs, queue_ns, infer_ns = await model.run(x, alone=await self._alone() if model.inline else False)
+            inferred = time.perf_counter_ns()
+            payload = encode_response(name, str(model.version), outputs, request)
+        except QueueFullError:
+            meter.failure(Slot.QUEUE_FULL, time.perf_counter_ns() - arrived_ns)
+            raise
+        except MlcError as exc:
+            meter.failure(Slot.CLIENT_ERROR if exc.http_status < 500 else Slot.SERVER_ERROR,
+                          time.perf_counter_ns() - arrived_ns)
+            raise
+        except Exception:
+            meter.failure(Slot.SERVER_ERROR, time.perf_counter_ns() - arrived_ns)
+            raise
+        done = time.perf_counter_ns()
+        meter.success(done - arrived_ns, x.shape[0], decoded - arrived_ns, queue_ns, infer_ns, done - inferred)
+        return payload
+
+    async def _alone(self) -> bool:
+        """Is this the only request in progress? Two turns of the event loop first let requests
+        that arrived meanwhile begin (their sockets are read in one turn, their tasks start in the
+        next), so overlapping requests see each other and go to the batcher together."""
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return self.active_requests <= 1
+
+    def close(self) -> None:
+        """Refuse new work and let every batcher finish what it holds."""
+        self.ready = False
+        for model in self.models.values():
+            model.batcher.close()
+        self.board.close()

@@ -1,0 +1,187 @@
+"""What a server will serve, decided once in the parent process from flags, registry and profile.
+
+The plan is plain frozen data so it crosses into spawned worker processes unchanged: every
+worker serves the same versions with the same batcher settings and the same traffic split.
+Resolving here, before any worker starts, turns every mistake (unknown model, a pickle that
+was never compiled, shares that do not add up) into one CLI error instead of N crashing workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlc.config import Settings
+from mlc.errors import UsageError
+from mlc.registry import ModelVersion, Registry, parse_ref
+from mlc.serve.split import SplitSpec
+from mlc.targets import HardwareTarget
+
+# The batcher's defaults by device when neither a flag nor a recorded profile says otherwise:
+# on a CPU small batches keep latency low; a GPU needs large ones to be worth a launch.
+_DEFAULT_MAX_BATCH = {"cpu": 64, "gpu": 1024}
+# No added wait by default, as in Triton: a batch runs as soon as an instance is free, and the
+# requests that arrive while it runs form the next one, so batches grow with load on their own
+# while a lone request pays nothing (a fixed delay cost ~0.5 ms per request at low load here).
+_DEFAULT_DELAY_US = 0
+_MIN_QUEUE_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    max_batch_size: int
+    max_queue_delay_us: int
+    preferred_batch_sizes: tuple[int, ...]
+    instances: int
+    max_queue_rows: int
+    source: str  # where the numbers came from: "flags", "profile of NAME:V", "target cpu-2"
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    name: str
+    version: int
+    asked_as: str  # the reference the user typed, to say what replaced what
+    batch: BatchSettings
+    runtime: dict[str, Any] | None  # the runtime plan `mlc optimize` recorded, if any
+    note: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The flags of `mlc serve`; None means "from the model's profile, else the target"."""
+
+    refs: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    target: str | None = None
+    max_batch_size: int | None = None
+    max_queue_delay_us: int | None = None
+    max_queue_rows: int | None = None
+    splits: tuple[SplitSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    versions: tuple[ServedVersion, ...]
+    routes: dict[str, dict[int, float]]  # name -> {version: percent} for requests without a version
+    target: HardwareTarget
+    workers: int
+    threads_per_session: int
+    max_request_bytes: int
+    max_request_rows: int
+    host: str
+    port: int
+
+
+def servable(registry: Registry, mv: ModelVersion) -> tuple[ModelVersion, str]:
+    """mv itself when it is ONNX, else its latest optimized descendant; refuses a framework model."""
+    if str(mv.format).lower() == "onnx":
+        return mv, ""
+    compiled = [v for v in registry.list(mv.name)
+                if v.version > mv.version and str(v.format).lower() == "onnx"
+                and (v.source or {}).get("parent") == mv.ref]
+    if compiled:
+        best = compiled[-1]
+        return best, f"{mv.ref} is a {mv.framework} {mv.format} model: serving its optimized version {best.ref}"
+    raise UsageError(
+        f"{mv.ref} is a {mv.framework} {mv.format} model, and mlc serves ONNX versions only",
+        f"compile it first with: mlc optimize {mv.ref}  (then serve the version it registers)")
+
+
+def _batch_settings(mv: ModelVersion, options: ServeOptions, target: HardwareTarget,
+                    settings: Settings) -> BatchSettings:
+    profile = ((mv.metrics or {}).get("profile") or {}).get("recommendation") or {}
+    max_batch = options.max_batch_size or profile.get("max_batch_size") or _DEFAULT_MAX_BATCH[target.device]
+    delay = options.max_queue_delay_us
+    if delay is None:
+        delay = profile.get("max_queue_delay_us", _DEFAULT_DELAY_US)
+    preferred = tuple(int(b) for b in profile.get("preferred_batch_sizes") or () if int(b) <= int(max_batch))
+    # A request may carry up to max_request_rows rows; a smaller queue would refuse it forever.
+    queue_rows = options.max_queue_rows or max(_MIN_QUEUE_ROWS, settings.max_request_rows, 4 * int(max_batch))
+    if options.max_batch_size or options.max_queue_delay_us is not None:
+        source = "flags"
+    elif profile:
+        source = f"profile of {mv.ref}"
+    else:
+        source = f"target {target.name}"
+    if int(max_batch) < 1 or int(delay) < 0 or queue_rows < int(max_batch):
+        raise UsageError(f"batcher settings for {mv.ref} are out of range: max_batch_size={max_batch}, "
+                         f"max_queue_delay_us={delay}, max_queue_rows={queue_rows}",
+                         "the queue must hold at least one full batch (max_queue_rows >= max_batch_size)")
+    return BatchSettings(
+        max_batch_size=int(max_batch), max_queue_delay_us=int(delay), preferred_batch_sizes=preferred,
+        instances=max(1, int(profile.get("instances", 1))), max_queue_rows=int(queue_rows), source=source)
+
+
+class _Planner:
+    def __init__(self, registry: Registry, options: ServeOptions, target: HardwareTarget,
+                 settings: Settings) -> None:
+        self.registry, self.options, self.target, self.settings = registry, options, target, settings
+        self.versions: dict[tuple[str, int], ServedVersion] = {}
+        self.routes: dict[str, dict[int, float]] = {}
+
+    def add(self, mv: ModelVersion, asked_as: str) -> ServedVersion:
+        served, note = servable(self.registry, mv)
+        key = (served.name, served.version)
+        if key not in self.versions:
+            self.versions[key] = ServedVersion(
+                name=served.name, version=served.version, asked_as=asked_as, note=note,
+                batch=_batch_settings(served, self.options, self.target, self.settings),
+                runtime=(served.source or {}).get("runtime"))
+        return self.versions[key]
+
+    def add_split(self, spec: SplitSpec) -> None:
+        shares: dict[int, float] = {}
+        for ref, percent in spec.shares:
+            mv = self.registry.get(ref)
+            if mv.name != spec.name:
+                raise UsageError(f"--split {spec.name}=...: {ref} is a version of {mv.name}, not of {spec.name}")
+            version = self.add(mv, ref).version
+            shares[version] = shares.get(version, 0.0) + percent
+        self.registry.record_deployment(spec.name, shares)
+        self.routes[spec.name] = shares
+
+    def add_ref(self, ref: str) -> None:
+        parsed = parse_ref(ref)
+        if parsed.version is None and parsed.alias is None:
+            if parsed.name in self.routes:
+                return  # a --split for this name already decides its routing
+            deployment = self.registry.active_deployment(parsed.name)
+            if deployment:
+                shares: dict[int, float] = {}
+                for version, percent in deployment.items():
+                    served = self.add(self.registry.get(f"{parsed.name}:{version}"), ref)
+                    shares[served.version] = shares.get(served.version, 0.0) + percent
+                self.routes[parsed.name] = shares
+                return
+        served = self.add(self.registry.get(ref), ref)
+        # The first version named for a model answers requests that name no version.
+        self.routes.setdefault(served.name, {served.version: 100.0})
+
+
+def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget, settings: Settings) -> ServePlan:
+    """Resolve references, splits and batcher settings; record --split deployments in the registry."""
+    if not options.refs and not options.splits:
+        raise UsageError("nothing to serve", "name at least one model: mlc serve NAME[:VERSION|@ALIAS]")
+    if options.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {options.workers}")
+    planner = _Planner(registry, options, target, settings)
+    for spec in options.splits:
+        planner.add_split(spec)
+    for ref in options.refs:
+        planner.add_ref(ref)
+    versions = tuple(planner.versions.values())
+    # Intra-op threads x instances x workers stay within the target's cores, so workers do not
+    # oversubscribe the machine and fight over it.
+    instances = max(v.batch.instances for v in versions)
+    threads = max(1, target.cores // (options.workers * instances))
+    return ServePlan(
+        versions=versions, routes=planner.routes, target=target, workers=options.workers,
+        threads_per_session=threads, max_request_bytes=settings.max_request_bytes,
+        max_request_rows=settings.max_request_rows, host=options.host, port=options.port)

@@ -1,0 +1,102 @@
+"""The wire format: JSON and binary tensors decode to the right arrays, and every malformed body says why."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlc.errors import InvalidInputError
+from mlc.serve.codec import InferRequest, RequestedOutput, decode_request, encode_response
+
+
+def _binary_body(header: dict, *blobs: bytes) -> tuple[bytes, int]:
+    head = json.dumps(header).encode()
+    return head + b"".join(blobs), len(head)
+
+
+def test_json_tensor_decodes_flat_or_nested_data():
+    flat = decode_request(json.dumps({"inputs": [
+        {"name": "X", "datatype": "FP32", "shape": [2, 2], "data": [1, 2, 3, 4]}]}).encode())
+    nested = decode_request(json.dumps({"inputs": [
+        {"name": "X", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}]}).encode())
+    for request in (flat, nested):
+        assert request.inputs["X"].dtype == np.float32
+        np.testing.assert_array_equal(request.inputs["X"], [[1, 2], [3, 4]])
+
+
+def test_binary_tensors_decode_in_order_with_json_ones_between():
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    b = np.array([7, 8], dtype=np.int64)
+    body, length = _binary_body({"inputs": [
+        {"name": "a", "datatype": "FP32", "shape": [3, 2], "parameters": {"binary_data_size": a.nbytes}},
+        {"name": "j", "datatype": "INT32", "shape": [1], "data": [5]},
+        {"name": "b", "datatype": "INT64", "shape": [2], "parameters": {"binary_data_size": b.nbytes}},
+    ], "outputs": [{"name": "y", "parameters": {"binary_data": True}}]}, a.tobytes(), b.tobytes())
+    request = decode_request(body, length)
+    np.testing.assert_array_equal(request.inputs["a"], a)
+    np.testing.assert_array_equal(request.inputs["b"], b)
+    assert request.inputs["j"].tolist() == [5]
+    assert request.outputs == [RequestedOutput("y", True)]
+
+
+@pytest.mark.parametrize(("body", "length", "needle"), [
+    (b"{not json", None, "not valid JSON"),
+    (b"[1, 2]", None, "must be a JSON object"),
+    (b'{"inputs": []}', None, "non-empty 'inputs'"),
+    (b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [2], "data": [1]}]}', None, "needs 2"),
+    (b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": ["a"]}]}', None, "float32"),
+    (b'{"inputs": [{"name": "X", "datatype": "STRING", "shape": [1], "data": [1]}]}', None, "unsupported datatype"),
+    (b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [-1], "data": [1]}]}', None, "non-negative"),
+    (b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1]}]}', None, "neither 'data'"),
+    (b'{"inputs": [{"datatype": "FP32", "shape": [1], "data": [1]}]}', None, "string 'name'"),
+    (b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1]}]}', 999, "body has only"),
+])
+def test_malformed_requests_say_what_is_wrong(body, length, needle):
+    with pytest.raises(InvalidInputError, match=needle):
+        decode_request(body, length)
+
+
+def test_a_binary_header_that_lies_about_sizes_is_refused():
+    x = np.zeros((2, 4), dtype=np.float32)
+    tensor = {"name": "X", "datatype": "FP32", "shape": [2, 4]}
+    # Claims more bytes than the body has.
+    body, length = _binary_body({"inputs": [{**tensor, "parameters": {"binary_data_size": 64}}]}, x.tobytes())
+    with pytest.raises(InvalidInputError, match="runs past the end"):
+        decode_request(body, length)
+    # Size agrees with the body but not with the shape.
+    body, length = _binary_body({"inputs": [{**tensor, "parameters": {"binary_data_size": 16}}]}, x.tobytes()[:16])
+    with pytest.raises(InvalidInputError, match="needs 32"):
+        decode_request(body, length)
+    # Extra bytes that no input claims.
+    body, length = _binary_body({"inputs": [{**tensor, "parameters": {"binary_data_size": 32}}]},
+                                x.tobytes() + b"junk")
+    with pytest.raises(InvalidInputError, match="no input's binary_data_size"):
+        decode_request(body, length)
+
+
+def test_response_mixes_json_and_binary_outputs_as_asked():
+    outputs = {"label": np.array([1, 0], dtype=np.int64), "p": np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)}
+    request = InferRequest(inputs={}, request_id="r1",
+                           outputs=[RequestedOutput("p", True), RequestedOutput("label", False)])
+    body, length = encode_response("m", "3", outputs, request)
+    header = json.loads(body[:length])
+    assert header["model_name"] == "m" and header["model_version"] == "3" and header["id"] == "r1"
+    p, label = header["outputs"]
+    assert label == {"name": "label", "datatype": "INT64", "shape": [2], "data": [1, 0]}
+    assert p["parameters"]["binary_data_size"] == 16 and "data" not in p
+    np.testing.assert_array_equal(np.frombuffer(body[length:], np.float32).reshape(2, 2), outputs["p"])
+
+
+def test_all_outputs_json_by_default_and_binary_when_asked_for_the_request():
+    outputs = {"y": np.array([1.5], dtype=np.float32)}
+    body, length = encode_response("m", "1", outputs, InferRequest(inputs={}))
+    assert length is None and json.loads(body)["outputs"][0]["data"] == [1.5]
+    body, length = encode_response("m", "1", outputs, InferRequest(inputs={}, binary_default=True))
+    assert length is not None and np.frombuffer(body[length:], np.float32).tolist() == [1.5]
+
+
+def test_asking_for_an_unknown_output_is_an_input_error():
+    with pytest.raises(InvalidInputError, match="no output 'nope'"):
+        encode_response("m", "1", {"y": np.zeros(1)}, InferRequest(inputs={}, outputs=[RequestedOutput("nope", 0)]))
