@@ -17,7 +17,7 @@ from mlc.errors import EXIT_ERROR, MlcError
 F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error text is never re-wrapped: scripts grep it
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 
