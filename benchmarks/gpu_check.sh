@@ -16,6 +16,6 @@ python3 -m mlc doctor --json > "$OUT/doctor.json" 2>&1 || true
 timeout 330 python3 benchmarks/bench_gpu.py run --models .gpu/bench --out "$OUT" --budget-s 0.25 2>&1 | tee "$OUT/bench.log"
 OUT=$OUT timeout 150 python3 -m pytest tests/gpu -q -p no:cacheprovider -rs -x 2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
 # The tree kernel on 16 clean CPU cores and every tensorized tree model on CUDA (strict placement, NaN parity).
-[ -f tests/trees/_device/check.py ] && OUT=$OUT timeout 200 python3 tests/trees/_device/check.py > "$OUT/trees_device.log" 2>&1
+OUT=$OUT MLC_TREES_DIR=.gpu/bench/trees timeout 200 python3 benchmarks/gpu_trees_check.py > "$OUT/trees_device.log" 2>&1
 tail -5 "$OUT/trees_device.log" 2>/dev/null
 ls -la "$OUT"

@@ -1,0 +1,92 @@
+"""The kernel against ONNX Runtime on every converted model kind, and what it refuses."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+
+from mlc.errors import InvalidInputError
+from mlc.trees import compile_tree_ensemble
+from trees.models import MODELS, assert_same_outputs, convert, converted, data, ort_run
+
+# 1: one row; 3: the row path for several rows; 13 and 150: the block path, one and three blocks.
+BATCHES = (1, 3, 13, 150)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_matches_onnxruntime(name: str, eval_rows: np.ndarray) -> None:
+    proto, _ = converted(name)
+    kernel = compile_tree_ensemble(proto)
+    assert kernel is not None
+    assert kernel.output_names == tuple(o.name for o in proto.graph.output)
+    for n in BATCHES:
+        x = np.ascontiguousarray(eval_rows[:n])
+        assert_same_outputs(kernel.predict(x), ort_run(proto, x))
+
+
+@pytest.mark.parametrize("name", ["rf-multi", "hgb-binary", "lgbm-reg"])
+def test_threads_give_the_same_outputs(name: str) -> None:
+    proto, _ = converted(name)
+    kernel = compile_tree_ensemble(proto, n_threads=2)
+    x = np.random.default_rng(2).normal(size=(1500, 5)).astype(np.float32)
+    assert_same_outputs(kernel.predict(x), compile_tree_ensemble(proto).predict(x))
+
+
+def test_input_is_converted_or_refused() -> None:
+    proto, _ = converted("rf-binary")
+    kernel = compile_tree_ensemble(proto)
+    x = data()["binary"][0][:4]
+    want = kernel.predict(x)
+    for variant in (x.astype(np.float64), np.asfortranarray(x), x.tolist()):
+        assert_same_outputs(kernel.predict(variant), want)
+    for bad in (x[:, :3], x[0], np.zeros((2, 6), np.float32)):
+        with pytest.raises(InvalidInputError):
+            kernel.predict(bad)
+    assert {k: v.shape for k, v in kernel.predict(x[:0]).items()} == {"label": (0,), "probabilities": (0, 2)}
+
+
+def test_string_labels(eval_rows: np.ndarray) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = data()["multi"]
+    model = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(x, np.array(["a", "b", "c"])[y])
+    proto = convert(model)
+    kernel = compile_tree_ensemble(proto)
+    for n in (1, 150):
+        assert_same_outputs(kernel.predict(eval_rows[:n]), ort_run(proto, eval_rows[:n]))
+
+
+def _refused_graphs() -> dict[str, onnx.ModelProto]:
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor, VotingRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = data()["binary"]
+    x = np.nan_to_num(x)
+    forest = RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0)
+    graphs = {
+        "zipmap": to_onnx(forest.fit(x, y), x[:1]),
+        "scaler in front": to_onnx(make_pipeline(StandardScaler(), forest).fit(x, y), x[:1],
+                                   options={RandomForestClassifier: {"zipmap": False}}),
+        "no trees": to_onnx(LogisticRegression().fit(x, y), x[:1], options={"zipmap": False}),
+        "two ensembles": to_onnx(VotingRegressor([("a", RandomForestRegressor(n_estimators=2, random_state=0)),
+                                                  ("b", RandomForestRegressor(n_estimators=2, random_state=1))])
+                                 .fit(x, y), x[:1]),
+    }
+    double = to_onnx(RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0).fit(x, y),
+                     x[:1].astype(np.float64), options={"zipmap": False})
+    graphs["double input"] = double
+    return graphs
+
+
+def test_returns_none_for_graphs_it_cannot_reproduce() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graphs = _refused_graphs()
+    for name, proto in graphs.items():
+        assert compile_tree_ensemble(proto) is None, name
