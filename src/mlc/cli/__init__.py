@@ -8,6 +8,7 @@ from mlc import __version__
 from mlc.cli.bench import bench_cmd
 from mlc.cli.models import models_group, register_cmd
 from mlc.cli.optimize import optimize_cmd
+from mlc.cli.profile import profile_cmd
 from mlc.cli.report import report_group
 from mlc.cli.serve import serve_cmd
 from mlc.cli.system import doctor_cmd, targets_cmd
@@ -37,6 +38,7 @@ cli.add_command(models_group)
 cli.add_command(doctor_cmd)
 cli.add_command(targets_cmd)
 cli.add_command(serve_cmd)
+cli.add_command(profile_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(report_group)
 

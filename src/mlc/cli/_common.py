@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from mlc.errors import EXIT_ERROR, MlcError
 
@@ -33,16 +34,17 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MlcError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            # The texts are printed verbatim: a hint like pip install "mlc[gpu]" is not rich markup.
+            err_console.print(Text.assemble(("error:", "bold red"), " ", exc.message))
             if exc.hint:
-                err_console.print(f"  [yellow]hint:[/] {exc.hint}", highlight=False)
+                err_console.print(Text.assemble("  ", ("hint:", "yellow"), " ", exc.hint))
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as exc:
             if os.environ.get("MLC_DEBUG"):
                 raise
-            err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False)
+            err_console.print(Text.assemble(("internal error:", "bold red"), f" {type(exc).__name__}: {exc}"))
             err_console.print("  [yellow]hint:[/] rerun with MLC_DEBUG=1 for the traceback and report it",
                               highlight=False)
             sys.exit(EXIT_ERROR)

@@ -1,0 +1,268 @@
+"""`mlc profile` end to end: resolve, measure, size, report, record.
+
+The order matters for honesty: the target's execution providers are checked before anything
+runs (a GPU target on a machine without one is an error, never a CPU run labelled GPU); every
+figure is measured on the cores the target has (pinned when this machine has more), and a
+target bigger than this machine gets extrapolated figures that say so. Ctrl-C ends the
+measuring, never the reporting: what was measured is written and marked interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mlc.errors import MissingDependencyError, UsageError
+from mlc.profile.affinity import usable_cores
+from mlc.profile.arrivals import ARRIVALS
+from mlc.profile.loadgen_http import Endpoint, HttpLoad
+from mlc.profile.loadgen_inprocess import InProcessLoad
+from mlc.profile.results import ConfigResult, ProfileResult, Recommendation, ServingConfig, choose
+from mlc.profile.sampling import ProcessSampler
+from mlc.profile.sizing import DEFAULT_HEADROOM, extrapolate, recommend
+from mlc.profile.sweep import Space, Sweep
+from mlc.registry import ModelVersion, Registry
+from mlc.runtime.scorer import RuntimePlan
+from mlc.runtime.session import available_providers
+from mlc.targets import HardwareTarget, get_target
+
+MODES = ("inprocess", "http")
+_CONFIRM_TRIES = 3
+# KServe v2 datatype names of the numpy dtypes a model input can have.
+_V2_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    slo_p99_ms: float = 20.0
+    rate_rps: float | None = None  # the traffic to size replicas for; None: one replica
+    mode: str = "inprocess"
+    url: str | None = None  # measure this v2 server instead of starting `mlc serve`
+    model_name: str | None = None  # the model's name at --url (default: the registry name)
+    duration_s: float = 2.0  # per load point
+    quick: bool = False
+    arrivals: str = "poisson"
+    headroom: float = DEFAULT_HEADROOM
+    pyinstrument: bool = False
+    html: Path | None = None
+    out_dir: Path = field(default_factory=Path.cwd)
+    record: bool = True
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.slo_p99_ms <= 0:
+            raise UsageError(f"--slo-p99-ms must be positive, not {self.slo_p99_ms}")
+        if self.rate_rps is not None and self.rate_rps <= 0:
+            raise UsageError(f"--rate must be positive, not {self.rate_rps}")
+        if self.mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.url and self.mode != "http":
+            raise UsageError("--url measures a server over HTTP", "add --mode http")
+        if self.arrivals not in ARRIVALS:
+            raise UsageError(f"arrivals must be one of {', '.join(ARRIVALS)}, not {self.arrivals!r}")
+        if not 0 <= self.headroom < 1:
+            raise UsageError(f"--headroom is a fraction in [0, 1), not {self.headroom}")
+        if self.duration_s < 0.5:
+            raise UsageError(f"--duration {self.duration_s:g}s is too short to measure a p99",
+                             "use at least 0.5s per load point")
+
+    @property
+    def warmup_s(self) -> float:
+        """The start of each point not counted: the queue and the generator settle first."""
+        return min(0.5, self.duration_s / 5)
+
+
+@dataclass
+class ProfileOutcome:
+    result: ProfileResult
+    report: dict[str, Any]  # the mlc.report/1 envelope
+    files: dict[str, Path]
+
+
+def profile(ref: str, target: str | None = "cpu", options: ProfileOptions | None = None,
+            progress: Callable[[str], None] | None = None) -> ProfileOutcome:
+    """Measure a registered model under load on a target and recommend how to deploy it."""
+    from mlc.profile.report import write_reports
+    from mlc.serve.plan import servable
+
+    opts = options or ProfileOptions()
+    opts.check()
+    say = progress or (lambda _msg: None)
+    hw = get_target(target)
+    available_providers(hw.execution_providers)  # a GPU target without a GPU stops here, loudly
+    registry = Registry.open()
+    mv, note = servable(registry, registry.get(ref))
+    cores_all = usable_cores()
+    measured_cores = min(hw.cores, len(cores_all))
+    pin = cores_all[:measured_cores] if hw.cores < len(cores_all) else None
+    result = ProfileResult(
+        ref=mv.ref, target=hw.name, mode=opts.mode, slo_p99_ms=opts.slo_p99_ms, rate_rps=opts.rate_rps,
+        arrivals=opts.arrivals, point_duration_s=opts.duration_s, search="quick" if opts.quick else "grid",
+        usable_cores=measured_cores, url=opts.url, notes=[note] if note else [])
+    started = time.perf_counter()
+    hot_path: str | None = None
+    with tempfile.TemporaryDirectory(prefix="mlc-profile-") as scratch, \
+            _load(mv, registry, hw, opts, measured_cores, Path(scratch)) as load, \
+            ProcessSampler(load.serving_pids, gpu=hw.is_gpu) as sampler:
+        sweep = Sweep(load, sampler, max_points=4 if opts.quick else 5, cores=pin, progress=say)
+        try:
+            _measure(sweep, hw, opts, measured_cores, result, cores_all, say)
+            if opts.pyinstrument and not load.stop.is_set():
+                hot_path = _hot_path(registry, mv, hw, result, say)
+        except KeyboardInterrupt:
+            load.stop.set()
+        result.interrupted = load.stop.is_set()
+        if hw.is_gpu and not sampler.has_gpu:
+            result.notes.append("GPU utilization and memory were not sampled: NVML (nvidia-ml-py) is unavailable")
+        result.resources = sampler.series(started)
+    result.configs = sweep.results
+    result.elapsed_s = round(time.perf_counter() - started, 1)
+    if result.interrupted:
+        result.notes.append("interrupted (Ctrl-C): the report holds what was measured until then")
+    report, files = write_reports(result, hw, opts.out_dir, html=opts.html, hot_path=hot_path)
+    if opts.record:
+        _record(registry, mv, result, report, files)
+    return ProfileOutcome(result, report, files)
+
+
+def _measure(sweep: Sweep, hw: HardwareTarget, opts: ProfileOptions, measured_cores: int, result: ProfileResult,
+             cores_all: list[int], say: Callable[[str], None]) -> None:
+    http = opts.mode == "http"
+    if opts.url:
+        say(f"measuring the server at {opts.url} as it is configured")
+        measured = sweep.measure(ServingConfig())
+        measured.note = "; ".join(filter(None, [f"the settings of the server at {opts.url}", measured.note]))
+    else:
+        space = Space.for_target(cores=measured_cores, gpu=hw.is_gpu, slo_ms=opts.slo_p99_ms, http=http)
+        if opts.quick:
+            sweep.quick(space, max_configs=6)
+        else:
+            sweep.grid(space)
+    if sweep.stopped:
+        chosen = choose(sweep.results)
+        if chosen is not None:
+            rec = recommend(chosen, hw, rate_rps=opts.rate_rps, headroom=opts.headroom,
+                            measured_cores=measured_cores, http=http)
+            partial = "from an interrupted run: neither confirmed at its planned load nor extrapolated"
+            result.recommendation = replace(rec, notes=(*rec.notes, partial))
+        return
+    extrapolation = None
+    chosen = choose(sweep.results)
+    if chosen is not None and hw.cores > measured_cores and not opts.url:
+        # The replica is bigger than this machine: size it from per-core capacity, checked on 1 and all cores.
+        full = choose([r for r in sweep.results if r.config.cores == measured_cores]) or chosen
+        say(f"target {hw.name} has {hw.cores} cores, this machine {measured_cores}: measuring 1-core capacity "
+            "to extrapolate")
+        one_core = replace(full.config, instances=1, intra_op_threads=1, workers=1)
+        single = sweep.measure(one_core, cores=cores_all[:1], keep=False)
+        result.scaling = [single]
+        if single.capacity_rps > 0 and not sweep.stopped:
+            measured_cores = full.config.cores  # the cores the extrapolated configuration really used
+            extrapolation = extrapolate(single.capacity_rps, full.capacity_rps, measured_cores, hw.cores)
+            chosen = full
+    if chosen is None:
+        lowest = min((p for r in sweep.results for p in r.points if p.ok), key=lambda p: p.p99_ms, default=None)
+        seen = f"; the lowest p99 seen was {lowest.p99_ms:.2f} ms at {lowest.throughput_rps:.0f}/s" if lowest else ""
+        result.notes.append(f"no configuration met p99 <= {opts.slo_p99_ms:g} ms{seen}")
+        return
+    sizing = {"rate_rps": opts.rate_rps, "headroom": opts.headroom, "measured_cores": measured_cores, "http": http,
+              "extrapolation": extrapolation}
+    result.recommendation = _confirmed(sweep, chosen, recommend(chosen, hw, **sizing), hw, sizing, opts.slo_p99_ms)
+
+
+def _confirmed(sweep: Sweep, chosen: ConfigResult, rec: Recommendation, hw: HardwareTarget, sizing: dict[str, Any],
+               slo_ms: float) -> Recommendation:
+    """Hold the planned operating point again; if its p99 misses the SLO, add a replica and retry.
+
+    The sweep's points are single short measurements; on a noisy machine the curve between them
+    can flatter. The p99 a report predicts is one it measured at the load it plans.
+    """
+    for attempt in range(_CONFIRM_TRIES):
+        points = sweep.confirm(chosen.config, rec.measured_rate_rps)
+        if not points:  # interrupted
+            return rec
+        ok = all(p.meets_slo for p in points)
+        rec = replace(rec, predicted_p99_ms=round(max(p.p99_ms for p in points), 3), confirmed=ok)
+        if ok or attempt == _CONFIRM_TRIES - 1:
+            break
+        rec = recommend(chosen, hw, **sizing, min_replicas=rec.replicas + 1)
+    if not rec.confirmed:
+        note = (f"the planned load missed p99 <= {slo_ms:g} ms in confirmation runs, with a replica added after each "
+                "miss: the measurements are noisy (a shared machine?); measure again on a quiet one")
+        rec = replace(rec, notes=(*rec.notes, note))
+    return rec
+
+
+@contextmanager
+def _load(mv: ModelVersion, registry: Registry, hw: HardwareTarget, opts: ProfileOptions, measured_cores: int,
+          scratch: Path) -> Iterator[InProcessLoad | HttpLoad]:
+    common: dict[str, Any] = {"poisson": opts.arrivals == "poisson", "duration_s": opts.duration_s,
+                              "warmup_s": opts.warmup_s, "slo_ms": opts.slo_p99_ms, "seed": opts.seed}
+    if opts.mode == "inprocess":
+        plan = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, hw)
+        yield InProcessLoad(registry.artifact_path(mv), hw, plan, **common)
+        return
+    if importlib.util.find_spec("locust") is None:
+        raise MissingDependencyError("locust", "profile", "--mode http")
+    yield HttpLoad(_endpoint(mv, opts), ref=mv.ref, serve_target=_serve_target(hw, measured_cores, scratch),
+                   url=opts.url, workdir=scratch, **common)
+
+
+def _endpoint(mv: ModelVersion, opts: ProfileOptions) -> Endpoint:
+    """The v2 request for one row of the model, from its registered signature."""
+    if len(mv.signature.inputs) != 1:
+        raise UsageError(f"{mv.ref} has {len(mv.signature.inputs)} inputs; the profiler sends one-input requests")
+    spec = mv.signature.inputs[0]
+    shape = tuple(spec.shape[1:])
+    if not all(isinstance(d, int) for d in shape):
+        raise UsageError(f"{mv.ref}'s input {spec.name} has free dimensions {spec.shape}; "
+                         "the profiler needs a fixed row shape")
+    datatype = _V2_DATATYPES.get(spec.dtype)
+    if datatype is None:
+        raise UsageError(f"{mv.ref}'s input is {spec.dtype}; the profiler sends {', '.join(_V2_DATATYPES)}")
+    return Endpoint(opts.model_name or mv.name, spec.name, datatype, tuple(int(d) for d in shape))
+
+
+def _serve_target(hw: HardwareTarget, measured_cores: int, scratch: Path) -> str:
+    """The target `mlc serve` is started with: the real one, or a copy cut to the cores measured on."""
+    if measured_cores >= hw.cores:
+        return hw.source or hw.name
+    path = scratch / f"{hw.name}-measured.toml"
+    providers = ", ".join(f'"{p}"' for p in hw.execution_providers)
+    path.write_text(
+        f'name = "{hw.name}-measured"\ndevice = "{hw.device}"\nexecution_providers = [{providers}]\n'
+        f"cores = {measured_cores}\nmemory_gib = {hw.memory_gib}\nprice_per_hour = {hw.price_per_hour}\n")
+    return str(path)
+
+
+def _hot_path(registry: Registry, mv: ModelVersion, hw: HardwareTarget, result: ProfileResult,
+              say: Callable[[str], None]) -> str:
+    from mlc.profile.hotpath import profile_hot_path
+
+    say("profiling the scoring hot path with pyinstrument")
+    config = result.recommendation.config if result.recommendation else ServingConfig()
+    plan = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, hw)
+    return profile_hot_path(registry.artifact_path(mv), hw, plan, config)
+
+
+def _record(registry: Registry, mv: ModelVersion, result: ProfileResult, report: dict[str, Any],
+            files: dict[str, Path]) -> None:
+    """Attach the reports to the version; a complete profile's recommendation becomes serve's default."""
+    for path in files.values():
+        if path.suffix in (".json", ".md", ".html"):
+            registry.attach_report(mv, path.name, path.read_bytes())
+    rec = result.recommendation
+    if rec is None or result.interrupted or result.url:
+        return
+    registry.update_metrics(mv.ref, {"profile": {
+        "target": result.target, "mode": result.mode, "slo_p99_ms": result.slo_p99_ms,
+        "created_at": report["created_at"], "report": files["json"].name,
+        "recommendation": {**rec.serve_settings(), "capacity_rps": rec.capacity_rps, "replicas": rec.replicas,
+                           "rate_rps": rec.rate_rps, "extrapolated": rec.extrapolated},
+    }})

@@ -1,0 +1,213 @@
+"""Which configurations to measure, and at which arrival rates.
+
+For each configuration the question is its capacity: the highest throughput whose p99 stays
+within the SLO. Rates ramp up geometrically from a probe-based start until a point misses
+the SLO, then the gap between the last pass and the first miss is bisected. Configurations
+come from a grid (every batching setting x every layout of instances, threads and workers
+that fits the cores), or, with --quick, from a hill climb like Triton Model Analyzer's quick
+search: start from a middle configuration, move one setting a step at a time while it helps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from mlc.profile.results import ConfigResult, LoadPoint, ServingConfig, better, choose
+from mlc.profile.sampling import ProcessSampler
+
+RAMP = 1.6  # rate ratio between steps of the ramp
+_RESOLUTION = 1.25  # bisect until the last pass and the first miss are this close
+
+
+class Bench(Protocol):
+    config: ServingConfig
+    notes: list[str]
+
+    def probe_rps(self) -> float: ...
+
+    def ladder(self, rates: list[float], stop_on_fail: bool = True) -> list[LoadPoint]: ...
+
+
+class Load(Protocol):
+    mode: str
+    stop: threading.Event
+
+    def serving_pids(self) -> list[int]: ...
+
+    def open(self, config: ServingConfig, sampler: ProcessSampler,
+             cores: list[int] | None = None) -> AbstractContextManager[Bench]: ...
+
+
+@dataclass(frozen=True)
+class Space:
+    """The settings a sweep may choose from, sized to the cores it measures on."""
+
+    batch_sizes: tuple[int, ...]  # the grid's
+    climb_batch_sizes: tuple[int, ...]  # finer steps for the hill climb
+    delays_us: tuple[int, ...]
+    layouts: tuple[ServingConfig, ...]  # instances x threads x workers, batching unset
+
+    @classmethod
+    def for_target(cls, *, cores: int, gpu: bool, slo_ms: float, http: bool) -> Space:
+        """Batch sizes by device; queue delays well inside the SLO; every power-of-two layout that fits."""
+        batch_sizes = (1, 64, 256, 1024) if gpu else (1, 8, 32)
+        climb = (1, 16, 64, 256, 1024, 4096) if gpu else (1, 4, 8, 16, 32, 64)
+        delays = tuple(d for d in ((500, 2000) if gpu else (250, 1000)) if d <= slo_ms * 1e3 / 4) or (0,)
+        powers = [2**k for k in range(int(math.log2(cores)) + 1)]
+        if http:  # `mlc serve` gives each worker's sessions cores // workers threads
+            layouts = tuple(ServingConfig(workers=w, intra_op_threads=max(1, cores // w)) for w in powers)
+        else:
+            # Fewest cores first; at equal cores more instances first (tree models gain more from
+            # running batches side by side than from threads inside one), so a climb meets them first.
+            layouts = tuple(sorted((ServingConfig(instances=i, intra_op_threads=t)
+                                    for i in powers for t in powers if i * t <= cores),
+                                   key=lambda c: (c.cores, -c.instances)))
+        return cls(batch_sizes, climb, delays, layouts)
+
+    def grid(self) -> list[ServingConfig]:
+        batching = [(1, 0)] + [(b, d) for b in self.batch_sizes if b > 1 for d in self.delays_us]
+        return [replace(layout, max_batch_size=b, max_queue_delay_us=d)
+                for layout in self.layouts for b, d in batching]
+
+
+class Sweep:
+    """Measures configurations on one load (in-process or http) and keeps every result."""
+
+    def __init__(self, load: Load, sampler: ProcessSampler, *, max_points: int, cores: list[int] | None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.load = load
+        self.sampler = sampler
+        self.max_points = max_points
+        self.cores = cores
+        self.results: list[ConfigResult] = []
+        self._progress = progress or (lambda _msg: None)
+        self._planned = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self.load.stop.is_set()
+
+    def best(self) -> ConfigResult | None:
+        return choose(self.results)
+
+    def measure(self, config: ServingConfig, *, cores: list[int] | None = None, keep: bool = True) -> ConfigResult:
+        """The capacity of one configuration; kept in `results` unless it is a side measurement."""
+        best = self.best()
+        hint = best.capacity_rps if best else 0.0
+        points: list[LoadPoint] = []
+        with self.load.open(config, self.sampler, cores if cores is not None else self.cores) as bench:
+            try:
+                points.extend(self._search(bench, hint))
+            except KeyboardInterrupt:
+                self.load.stop.set()  # keep this configuration's finished points; every loop checks stop
+            result = _keep_best_histogram(ConfigResult(config, points, note="; ".join(bench.notes)))
+        if keep and points:
+            self.results.append(result)
+        return result
+
+    def confirm(self, config: ServingConfig, rate: float, repeats: int = 2) -> list[LoadPoint]:
+        """The configuration held at one rate `repeats` times: is the planned operating point really within SLO?"""
+        self._progress(f"confirming {config.label} at {rate:.0f}/s ({repeats} runs)")
+        with self.load.open(config, self.sampler, self.cores) as bench:
+            try:
+                points = bench.ladder([rate] * repeats, stop_on_fail=False)
+            except KeyboardInterrupt:
+                self.load.stop.set()
+                return []
+        for point in points:
+            self._report(config, point)
+        return points
+
+    def _search(self, bench: Bench, hint: float) -> Iterator[LoadPoint]:
+        start = max(bench.probe_rps(), 0.5 * hint, 1.0)
+        budget = self.max_points
+        good: float | None = None  # highest offered rate that met the SLO
+        bad: float | None = None  # lowest offered rate that missed it
+        rates = [start * RAMP**k for k in range(min(budget, 4))]
+        while rates and budget > 0 and not self.stopped:
+            got = bench.ladder(rates[:budget], stop_on_fail=True)
+            budget -= max(1, len(got))
+            for point in got:
+                self._report(bench.config, point)
+                yield point
+                if point.meets_slo and not point.loadgen_limited:
+                    good = max(good or 0.0, point.offered_rps)
+                elif not point.meets_slo:
+                    bad = min(bad or math.inf, point.offered_rps)
+            if good is None and bad is not None:
+                rates = [bad / 3]  # even the first rate was too much: step well below it
+            elif bad is None and good is not None:
+                rates = [good * RAMP**k for k in range(1, 4)]  # every rate passed: keep ramping
+            elif good is not None and bad is not None and bad / good > _RESOLUTION:
+                rates = [math.sqrt(good * bad)]
+            else:
+                rates = []
+
+    def _report(self, config: ServingConfig, p: LoadPoint) -> None:
+        mark = "ok " if p.meets_slo else "MISS"
+        flag = " (load generator limited)" if p.loadgen_limited else ""
+        self._progress(f"{mark} {config.label:<24} offered {p.offered_rps:8.0f}/s  got {p.throughput_rps:8.0f}/s  "
+                       f"p50 {p.p50_ms:7.2f} ms  p99 {p.p99_ms:7.2f} ms  errors {p.errors}{flag}")
+
+    # -- the two searches over configurations ----------------------------------------------
+
+    def grid(self, space: Space) -> None:
+        configs = space.grid()
+        for i, config in enumerate(configs, 1):
+            if self.stopped:
+                return
+            self._progress(f"configuration {i}/{len(configs)}: {config.label}")
+            self.measure(config)
+
+    def quick(self, space: Space, max_configs: int = 7) -> None:
+        """Coordinate hill climbing: from a middle configuration, step one setting while it helps."""
+        batch = list(space.climb_batch_sizes)
+        delays = sorted({0, *space.delays_us})
+        layouts = list(space.layouts)
+        seen: dict[ServingConfig, ConfigResult] = {}
+
+        def at(bi: int, di: int, li: int) -> ServingConfig:
+            size = batch[bi]
+            return replace(layouts[li], max_batch_size=size, max_queue_delay_us=delays[di] if size > 1 else 0)
+
+        def evaluate(config: ServingConfig) -> ConfigResult | None:
+            if config in seen:
+                return seen[config]
+            if len(seen) >= max_configs or self.stopped:
+                return None
+            self._progress(f"quick search, configuration {len(seen) + 1} (at most {max_configs}): {config.label}")
+            seen[config] = self.measure(config)
+            return seen[config]
+
+        pos = (len(batch) // 2 - 1, min(1, len(delays) - 1), 0)  # a middle batch, a short delay, fewest cores
+        sizes = (len(batch), len(delays), len(layouts))
+        current = evaluate(at(*pos))
+        for _ in range(3 * max_configs):  # each move strictly improves; the bound only guards ties
+            if current is None or self.stopped:
+                return
+            moved = False
+            for dim in (0, 2, 1):  # batch size, then layout, then queue delay
+                for step in (1, -1):
+                    trial = tuple(p + step if d == dim else p for d, p in enumerate(pos))
+                    if not 0 <= trial[dim] < sizes[dim]:
+                        continue
+                    result = evaluate(at(*trial))
+                    if result is not None and better(result, current):
+                        current, pos, moved = result, trial, True
+                        break
+                if moved:
+                    break
+            if not moved:
+                return
+
+
+def _keep_best_histogram(result: ConfigResult) -> ConfigResult:
+    """Histograms only for the point the report plots (the best): the others would fill the JSON."""
+    best = result.best
+    result.points = [p if p is best else replace(p, histogram=None) for p in result.points]
+    return result

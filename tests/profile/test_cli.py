@@ -1,0 +1,116 @@
+"""`mlc profile` as a user runs it: exit codes, files, the registry record, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlc.cli.profile import profile_cmd
+from mlc.registry import Registry
+
+
+def test_a_gpu_target_without_a_gpu_provider_refuses_instead_of_measuring_the_cpu(tiny_ref, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has a CUDA provider")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(profile_cmd, [tiny_ref, "--target", "gpu", "--out-dir", str(out)])
+    assert result.exit_code != 0
+    assert "none of the execution providers CUDAExecutionProvider is available" in " ".join(result.output.split())
+    assert not out.exists()  # nothing measured, nothing written
+
+
+def test_bad_flags_are_usage_errors(tiny_ref, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(profile_cmd, [tiny_ref, "--duration", "soon"]).exit_code == 2
+    assert runner.invoke(profile_cmd, [tiny_ref, "--url", "http://127.0.0.1:1"]).exit_code == 2  # needs --mode http
+    assert runner.invoke(profile_cmd, [tiny_ref, "--slo-p99-ms", "0"]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_quick_profile_of_a_tiny_model_writes_its_reports_and_records_them(tiny_ref, tmp_path):
+    """cpu-8 on this machine: the figures must be extrapolated from measured 1-core and all-core points."""
+    html = tmp_path / "report.html"
+    started = time.monotonic()
+    result = CliRunner().invoke(profile_cmd, [
+        tiny_ref, "--target", "cpu-8", "--quick", "--duration", "1s", "--rate", "500", "--slo-p99-ms", "50",
+        "--out-dir", str(tmp_path), "--html", str(html), "--pyinstrument"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert elapsed < 180  # "under a minute" on an idle 2-core machine; generous for a shared one
+    report = json.loads((tmp_path / "profile-tiny-1-cpu-8.json").read_text())
+    assert report["schema"] == "mlc.report/1" and report["kind"] == "profile" and report["target"]["name"] == "cpu-8"
+    body = report["body"]
+    assert body["search"] == "quick" and 1 <= len(body["configs"]) <= 6
+    rec = body["recommendation"]
+    assert rec["replicas"] >= 1 and rec["cost_per_million"] > 0
+    if len(os.sched_getaffinity(0)) < 8:
+        assert rec["extrapolated"] and "per-core capacity" in rec["extrapolation"]["method"]
+        assert body["scaling"] and body["scaling"][0]["points"][0]["cores_pinned"] == 1
+    markdown = (tmp_path / "profile-tiny-1-cpu-8.md").read_text()
+    assert "## Recommendation" in markdown and "extrapolated" in markdown
+    page = html.read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert (tmp_path / "profile-tiny-1-cpu-8-hotpath.html").stat().st_size > 1000
+    mv = Registry.open().get(tiny_ref)
+    assert mv.metrics["profile"]["recommendation"]["max_batch_size"] == rec["config"]["max_batch_size"]
+    assert "profile-tiny-1-cpu-8.json" in mv.reports
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_and_still_writes_what_was_measured(tiny_ref, tmp_path):
+    code = "from mlc.cli.profile import profile_cmd; profile_cmd()"
+    proc = subprocess.Popen([sys.executable, "-c", code, tiny_ref, "--duration", "1s", "--out-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until a first load point is done
+        time.sleep(0.5)
+        if _measured_a_point(proc):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    body = json.loads(Path(tmp_path / "profile-tiny-1-cpu-2.json").read_text())["body"]
+    assert body["interrupted"] and body["configs"] and body["configs"][0]["points"]
+    assert "Traceback" not in err
+
+
+def _measured_a_point(proc: subprocess.Popen[str]) -> bool:
+    """True once the progress on stderr reports a finished load point (read without blocking)."""
+    import select
+
+    assert proc.stderr is not None
+    while select.select([proc.stderr], [], [], 0)[0]:
+        line = proc.stderr.readline()
+        if not line:
+            return False
+        if "offered" in line:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_http_mode_measures_any_v2_url_as_it_is_configured(tiny_ref, stub_server, tmp_path):
+    pytest.importorskip("locust")
+    result = CliRunner().invoke(profile_cmd, [
+        tiny_ref, "--mode", "http", "--url", stub_server, "--duration", "1s", "--slo-p99-ms", "200",
+        "--out-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)["body"]
+    assert body["mode"] == "http" and body["url"] == stub_server and len(body["configs"]) == 1
+    assert "settings of the server at" in body["configs"][0]["note"]
+    assert body["recommendation"]["confirmed"] is not None
+    point = body["configs"][0]["points"][0]
+    assert point["loadgen_processes"] >= 1 and point["loadgen_cpu_peak_pct"] is not None
+    mv = Registry.open().get(tiny_ref)
+    assert "profile" not in mv.metrics  # another server's settings are not mlc serve's defaults
+    assert "profile-tiny-1-cpu-2.json" in mv.reports

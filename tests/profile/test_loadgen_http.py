@@ -1,0 +1,54 @@
+"""The locust load generator against a v2 server, and the rule that mlc never imports locust itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mlc.profile.loadgen_http import Endpoint, HttpLoad
+from mlc.profile.results import ConfigResult, ServingConfig
+from mlc.profile.sampling import ProcessSampler
+
+pytest.importorskip("locust")
+
+
+def test_importing_the_profiler_imports_neither_locust_nor_gevent():
+    code = ("import sys, mlc.profile, mlc.profile.loadgen_http, mlc.profile.report, mlc.cli.profile\n"
+            "bad = [m for m in ('locust', 'gevent') if m in sys.modules]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_locust_measures_a_v2_server_open_loop(stub_server, tmp_path):
+    load = HttpLoad(Endpoint("tiny", "X", "FP32", (4,)), ref="tiny:1", serve_target="cpu-2", url=stub_server,
+                    poisson=True, duration_s=1.5, warmup_s=0.3, slo_ms=200, workdir=tmp_path)
+    with ProcessSampler(load.serving_pids) as sampler, load.open(ServingConfig(), sampler) as bench:
+        assert bench.probe_rps() > 5
+        points = bench.ladder([40.0, 80.0])
+    assert [p.offered_rps for p in points] == [40.0, 80.0]
+    for p in points:
+        assert p.errors == 0 and p.meets_slo and p.loadgen_processes >= 1
+        assert 0.5 * p.offered_rps < p.throughput_rps < 1.5 * p.offered_rps
+        assert p.service_p50_ms >= 1.0  # the stub answers after 1 ms
+        assert p.p50_ms >= p.service_p50_ms - 0.5  # from the schedule: never less than from the send
+        assert p.loadgen_cpu_peak_pct is not None
+    assert p.cpu_mean_pct is not None  # the local server behind --url was found and sampled
+    assert not [n for n in bench.notes if "CSV" in n]  # locust's own CSV agrees with the raw timings
+
+
+def test_a_saturated_generator_is_upgraded_to_distributed_locust_and_flagged(stub_server, tmp_path, monkeypatch):
+    """Pretend every locust process is saturated: the ladder is re-run with master + 2 workers, then marked."""
+    import mlc.profile.loadgen_http as loadgen_http
+
+    monkeypatch.setattr(loadgen_http, "_BUSY_PCT", -1.0)
+    load = HttpLoad(Endpoint("tiny", "X", "FP32", (4,)), ref="tiny:1", serve_target="cpu-2", url=stub_server,
+                    poisson=True, duration_s=1.0, warmup_s=0.2, slo_ms=200, max_processes=2, workdir=tmp_path)
+    with ProcessSampler(load.serving_pids) as sampler, load.open(ServingConfig(), sampler) as bench:
+        (p,) = bench.ladder([60.0])
+    assert p.loadgen_processes == 2 and p.loadgen_limited
+    assert p.sent > 30 and p.errors == 0  # both workers' timings were merged
+    assert any("re-measured with 2" in n for n in bench.notes) and any("still saturated" in n for n in bench.notes)
+    result = ConfigResult(ServingConfig(), [p])
+    assert result.capacity_rps == 0  # a generator-limited point is never the server's capacity
