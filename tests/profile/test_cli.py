@@ -16,6 +16,8 @@ from click.testing import CliRunner
 from mlc.cli.profile import profile_cmd
 from mlc.registry import Registry
 
+from ._helpers import skip_without_locust
+
 
 def test_a_gpu_target_without_a_gpu_provider_refuses_instead_of_measuring_the_cpu(tiny_ref, tmp_path):
     import onnxruntime
@@ -100,7 +102,7 @@ def _measured_a_point(proc: subprocess.Popen[str]) -> bool:
 
 @pytest.mark.slow
 def test_http_mode_measures_any_v2_url_as_it_is_configured(tiny_ref, stub_server, tmp_path):
-    pytest.importorskip("locust")
+    skip_without_locust()
     result = CliRunner().invoke(profile_cmd, [
         tiny_ref, "--mode", "http", "--url", stub_server, "--duration", "1s", "--slo-p99-ms", "200",
         "--out-dir", str(tmp_path), "--json"])

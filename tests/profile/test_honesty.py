@@ -8,7 +8,9 @@ from mlc.profile import ProfileOptions, profile
 from mlc.profile.loadgen_http import Endpoint, HttpLoad
 from mlc.profile.sampling import ProcessSampler
 
-pytest.importorskip("locust")
+from ._helpers import skip_without_locust
+
+skip_without_locust()
 
 
 @pytest.mark.slow

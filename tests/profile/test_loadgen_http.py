@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from mlc.profile.loadgen_http import Endpoint, HttpLoad
 from mlc.profile.results import ConfigResult, ServingConfig
 from mlc.profile.sampling import ProcessSampler
 
-pytest.importorskip("locust")
+from ._helpers import skip_without_locust
+
+skip_without_locust()
 
 
 def test_importing_the_profiler_imports_neither_locust_nor_gevent():
