@@ -11,8 +11,6 @@ ParityError says why each candidate failed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from mlc.errors import NotFoundError, ParityError, UsageError
 from mlc.loading.model import LoadedModel
 from mlc.optimize_result import OptimizeResult
 from mlc.passes.base import Artifact, Pass
+from mlc.registry._store import atomic_write
 from mlc.runtime.session import available_providers, default_session_config
 from mlc.search import (
     ERROR,
@@ -123,7 +122,7 @@ def optimize(
     registry.attach_report(mv, "report.json", result.to_json())
     registry.attach_report(mv, "report.md", result.to_markdown())
     if output is not None:
-        _write_atomic(Path(output), winner_artifact.onnx_bytes)
+        atomic_write(Path(output), winner_artifact.onnx_bytes)
         say(f"wrote {output}")
     return result
 
@@ -346,16 +345,3 @@ def _winner_signature(original: Signature, artifact: Artifact) -> Signature:
         task=original.task, classes=original.classes, extra=dict(original.extra),
     )
 
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -90,6 +90,14 @@ def classifier_outputs(predict: Callable[[np.ndarray], Any],
     return outputs
 
 
+def sklearn_api_native(model: Any) -> NativeModel | None:
+    """The native model of an estimator with predict_proba (sklearn, XGBoost, LightGBM wrappers), else None."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    return NativeModel(classifier_outputs(model.predict, model.predict_proba), model.predict_proba,
+                       f"{type(model).__name__}.predict_proba")
+
+
 def regressor_outputs(predict: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """The reference outputs of a regressor: one (n, k) float output named like skl2onnx's."""
     def outputs(x: np.ndarray) -> dict[str, np.ndarray]:

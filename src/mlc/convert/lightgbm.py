@@ -21,8 +21,8 @@ from mlc.convert._registry import (
     PROBABILITIES,
     Converter,
     NativeModel,
-    classifier_outputs,
     regressor_outputs,
+    sklearn_api_native,
 )
 from mlc.convert.graph import lower_leq_thresholds
 from mlc.convert.sklearn import input_name
@@ -106,9 +106,8 @@ class LightGBMConverter(Converter):
     def native(self, loaded: LoadedModel) -> NativeModel:
         model = loaded.model
         name = type(model).__name__
-        if hasattr(model, "predict_proba"):
-            return NativeModel(classifier_outputs(model.predict, model.predict_proba), model.predict_proba,
-                               f"{name}.predict_proba")
+        if (probabilistic := sklearn_api_native(model)) is not None:
+            return probabilistic
         if _is_classifier(model):
             return NativeModel(_booster_classifier_outputs(model), model.predict, "Booster.predict")
         return NativeModel(regressor_outputs(model.predict), model.predict, f"{name}.predict")

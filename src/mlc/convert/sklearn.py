@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from mlc.convert._registry import Converter, NativeModel, classifier_outputs, regressor_outputs
+from mlc.convert._registry import Converter, NativeModel, regressor_outputs, sklearn_api_native
 from mlc.errors import UnsupportedModelError
 from mlc.loading.model import LoadedModel
 
@@ -166,9 +166,8 @@ class SklearnConverter(Converter):
     def native(self, loaded: LoadedModel) -> NativeModel:
         model = loaded.model
         name = type(model).__name__
-        if hasattr(model, "predict_proba"):
-            return NativeModel(classifier_outputs(model.predict, model.predict_proba), model.predict_proba,
-                               f"{name}.predict_proba")
+        if (probabilistic := sklearn_api_native(model)) is not None:
+            return probabilistic
         if _is_classifier(model):
             # No probabilities (LinearSVC, RidgeClassifier): parity on labels only.
             def labels(x: np.ndarray) -> dict[str, np.ndarray]:

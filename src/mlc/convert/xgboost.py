@@ -13,7 +13,7 @@ import functools
 
 import onnx
 
-from mlc.convert._registry import Converter, NativeModel, classifier_outputs, regressor_outputs
+from mlc.convert._registry import Converter, NativeModel, regressor_outputs, sklearn_api_native
 from mlc.convert.sklearn import input_name
 from mlc.errors import UnsupportedModelError
 from mlc.loading.model import LoadedModel
@@ -75,9 +75,8 @@ class XGBoostConverter(Converter):
     def native(self, loaded: LoadedModel) -> NativeModel:
         model = loaded.model
         name = type(model).__name__
-        if hasattr(model, "predict_proba"):
-            return NativeModel(classifier_outputs(model.predict, model.predict_proba), model.predict_proba,
-                               f"{name}.predict_proba")
+        if (probabilistic := sklearn_api_native(model)) is not None:
+            return probabilistic
         return NativeModel(regressor_outputs(model.predict), model.predict, f"{name}.predict")
 
     def tool(self) -> str:
