@@ -136,32 +136,6 @@ def _bound_run(sess, x: np.ndarray, io_binding: bool):
     return run
 
 
-def _cuda_graph_run(path: Path, x: np.ndarray):
-    """One call through a captured CUDA graph: input and outputs live at fixed device addresses, the
-    input is copied in (update_inplace) and outputs out (numpy()) once per call; launches are replayed."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})])
-    name = sess.get_inputs()[0].name
-    plain = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    shapes = {o.name: v for o, v in zip(sess.get_outputs(), plain.run(None, {name: x}), strict=True)}
-    x_dev = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
-    outs = {n: ort.OrtValue.ortvalue_from_shape_and_type(v.shape, v.dtype.type, "cuda", 0) for n, v in shapes.items()}
-    binding = sess.io_binding()
-    binding.bind_ortvalue_input(name, x_dev)
-    for n, value in outs.items():
-        binding.bind_ortvalue_output(n, value)
-    sess.run_with_iobinding(binding)  # captures the graph
-
-    def run():
-        x_dev.update_inplace(x)
-        sess.run_with_iobinding(binding)
-        return {n: v.numpy() for n, v in outs.items()}
-    return run
-
-
 def _parity(sess, rows: np.ndarray, refs: dict[str, np.ndarray]) -> dict[str, float]:
     name = sess.get_inputs()[0].name
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {name: rows}), strict=True))
@@ -204,7 +178,7 @@ def run(models: Path, out: Path, budget_s: float) -> dict:
                 print(f"{name:12} {device:4} {variant:15} b{batch:<6} {timing['median_ms']:9.3f} ms "
                       f"{rate / 1e6:8.3f} M rows/s  {parity}", flush=True)
                 if device == "cuda" and variant != "plain":
-                    results.extend(_cuda_graph_point(folder / f"{variant}.onnx", name, variant, x, budget_s, refs,
+                    results.extend(_scorer_point(folder / f"{variant}.onnx", name, variant, x, budget_s, refs,
                                                      rows))
     report = {"schema": "mlc.bench-gpu/1", "gpu": _gpu_name(), "onnxruntime": ort.__version__,
               "providers": providers, "cpu_cores": cores, "platform": platform.platform(), "results": results}
@@ -214,24 +188,25 @@ def run(models: Path, out: Path, budget_s: float) -> dict:
     return report
 
 
-def _cuda_graph_point(path: Path, name: str, variant: str, x: np.ndarray, budget_s: float,
-                      refs: dict[str, np.ndarray], rows: np.ndarray) -> list[dict]:
-    """The same variant replayed as a CUDA graph (exploratory: launch overhead dominates small batches)."""
-    try:
-        check = _cuda_graph_run(path, np.ascontiguousarray(rows))()
-        parity = {}
-        if "probabilities" in check:
-            parity["max_abs_error"] = float(np.max(np.abs(check["probabilities"] - refs["probabilities"])))
-            parity["label_agreement"] = float(np.mean(check["label"].ravel() == refs["label"].ravel()))
-        timing = _timed(_cuda_graph_run(path, x), budget_s)
-    except Exception as exc:  # a graph ORT cannot capture is a finding, not a crash
-        print(f"{name:12} cuda {variant}+cudagraph b{len(x)}: not capturable: {str(exc)[:200]}", flush=True)
-        return []
+def _scorer_point(path: Path, name: str, variant: str, x: np.ndarray, budget_s: float,
+                  refs: dict[str, np.ndarray], rows: np.ndarray) -> list[dict]:
+    """The same variant through mlc's Scorer, as `mlc serve` runs it (CUDA-graph replay where capturable)."""
+    from mlc.runtime.scorer import Scorer
+
+    scorer = Scorer(path, target="gpu")
+    check = scorer.predict(rows)
+    parity = {}
+    if "probabilities" in check:
+        parity["max_abs_error"] = float(np.max(np.abs(check["probabilities"] - refs["probabilities"])))
+        parity["label_agreement"] = float(np.mean(check["label"].ravel() == refs["label"].ravel()))
+    prepared = scorer.prepare(x)
+    timing = _timed(lambda: scorer.predict(prepared), budget_s)
     rate = len(x) / (timing["median_ms"] / 1e3)
-    print(f"{name:12} cuda {variant + '+graph':15} b{len(x):<6} {timing['median_ms']:9.3f} ms "
+    label = f"{variant}/mlc" + ("+graph" if scorer.cuda_graphs else "")
+    print(f"{name:12} cuda {label:15} b{len(x):<6} {timing['median_ms']:9.3f} ms "
           f"{rate / 1e6:8.3f} M rows/s  {parity}", flush=True)
-    return [{"model": name, "device": "cuda", "variant": f"{variant}+cudagraph", "batch": len(x), **timing,
-             "rows_per_s": rate, **parity}]
+    return [{"model": name, "device": "cuda", "variant": label, "batch": len(x), **timing, "rows_per_s": rate,
+             "cuda_graphs": scorer.cuda_graphs, **parity}]
 
 
 def _gpu_name() -> str:

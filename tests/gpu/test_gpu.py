@@ -53,10 +53,12 @@ def test_tensorized_forest_runs_on_cuda_with_parity_on_the_device(forest, strate
     model, x = forest
     onx = tensorize_tree_ensemble(_converted(model, x), strategy)
     scorer = Scorer(onx, target="gpu")
-    assert scorer.on_gpu
-    out = scorer.predict(x)
-    np.testing.assert_allclose(out["probabilities"], model.predict_proba(x), atol=1e-4)
-    assert (out["label"] == model.predict(x)).mean() > 0.995
+    assert scorer.on_gpu and scorer.cuda_graphs  # every node on CUDA: launches replayed as a graph
+    for rows in (x[:1], x[:37], x):  # 37 rows pad to the 64-row bucket; padding must not leak out
+        out = scorer.predict(rows)
+        np.testing.assert_allclose(out["probabilities"], model.predict_proba(rows), atol=1e-4)
+        assert out["label"].shape == (len(rows),)
+        assert (out["label"] == model.predict(rows)).mean() > 0.995
 
 
 def test_tensorized_graph_has_no_node_left_on_the_cpu(forest, tmp_path):

@@ -139,6 +139,9 @@ class Scorer:
         # On a GPU, I/O binding copies the input to the device once and each output back once per batch.
         self.on_gpu = any(p in self._session.get_providers() for p in _GPU_PROVIDERS)
         self._ort_call: Engine = self._run_bound if self.on_gpu else self._run_ort
+        self.cuda_graphs = False  # whether GPU calls replay captured CUDA graphs (see cuda_graph.py)
+        if self.on_gpu and all(isinstance(d, int) for d in self._tail):
+            self._ort_call = self._with_cuda_graphs(proto)
         self._tree_kernel: Any = None  # mlc.trees' TreeKernel, when the plan uses it and it applies
         self._routes: list[tuple[int | None, str, Engine]] = self._build_routes(proto)
         # With one engine for every size, predict skips routing.
@@ -196,6 +199,18 @@ class Scorer:
 
     def _run_ort(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self._output_list, self._sess_run(self._output_list, {self.input_name: x}, None), strict=True))
+
+    def _with_cuda_graphs(self, proto: onnx.ModelProto) -> Engine:
+        """Replay CUDA graphs where ONNX Runtime can capture this model; else plain I/O binding."""
+        from mlc.runtime.cuda_graph import CudaGraphRunner
+
+        try:
+            runner = CudaGraphRunner(proto.SerializeToString(), self.plan.session, self.input_name,
+                                     tuple(int(d) for d in self._tail), self.input_dtype, self._run_bound)
+        except Exception:  # ORT refuses capture in many ways; the bound path always works
+            return self._run_bound
+        self.cuda_graphs = True
+        return runner
 
     def _run_bound(self, x: np.ndarray) -> dict[str, np.ndarray]:
         binding = self._session.io_binding()
