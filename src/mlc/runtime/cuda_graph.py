@@ -47,8 +47,11 @@ class _Bucket:
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         n = x.shape[0]
         with self.lock:  # one set of device buffers: one call at a time per bucket
-            self.staging[:n] = x
-            self.x.update_inplace(self.staging)
+            if n == len(self.staging):  # a full bucket goes to the device straight from x
+                self.x.update_inplace(x)
+            else:
+                self.staging[:n] = x
+                self.x.update_inplace(self.staging)
             self.session.run_with_iobinding(self.binding)
             return {name: value.numpy()[:n] for name, value in self.outputs.items()}
 
