@@ -17,7 +17,8 @@ from mlc.errors import EXIT_ERROR, MlcError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
+# Piped output (logs, CI) gets wide tables instead of rich's 80-column default, which elides cells.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)  # error text is never re-wrapped: scripts grep it
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
