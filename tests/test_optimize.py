@@ -255,3 +255,12 @@ def test_native_files_of_every_framework(tmp_path, registry, name):
     assert result.winner == "model:2"
     assert registry.get("model:1").framework == loaded.framework
     assert all(c.parity.passed for c in result.plan.candidates)
+
+
+def test_optimizing_the_same_file_again_reuses_its_source_version(tmp_path, registry):
+    path = _save(tmp_path, "sklearn-logreg")
+    first = optimize(path, registry=registry, **FAST)
+    second = optimize(path, registry=registry, **FAST)
+    assert first.source == second.source
+    assert [mv.version for mv in registry.list(name=registry.get(first.source).name)
+            if mv.source.get("kind") == "file"] == [registry.get(first.source).version]

@@ -11,6 +11,7 @@ ParityError says why each candidate failed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,7 +174,14 @@ def _register_file(loaded: LoadedModel, name: str | None, registry: Registry, tr
     model_name = name or (Path(loaded.path).stem.replace(" ", "-") if loaded.path else None)
     if not model_name:
         raise UsageError("the model needs a name", "pass name=... (--name)")
-    mv = registry.register(model_name, artifact, format=loaded.format, framework=loaded.framework,
+    data = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    for existing in registry.list(name=model_name):
+        # Optimizing the same file again reuses its version rather than registering a duplicate.
+        if existing.digest == digest and existing.source.get("kind") in ("file", "bytes"):
+            say(f"the source is already registered as {existing.ref}")
+            return existing
+    mv = registry.register(model_name, data, format=loaded.format, framework=loaded.framework,
                            signature=loaded.signature, source=source)
     say(f"registered the source as {mv.ref}")
     return mv
