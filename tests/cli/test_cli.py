@@ -106,3 +106,14 @@ def test_doctor_and_targets_report_this_machine(env):
     assert info["cpu"]["logical_cores"] >= 1 and info["memory_gib"] > 0
     names = {t["name"] for t in json.loads(mlc("targets", "--json").stdout)}
     assert {"cpu-2", "cpu-8", "gpu-h100"} <= names
+
+
+def test_a_recorded_deployment_protects_its_versions_until_undeployed(env, model_file):
+    from mlc.registry import Registry
+
+    mlc("register", model_file, "--name", "d")
+    Registry.open().record_deployment("d", {1: 100})
+    assert "mlc models undeploy d" in mlc("models", "delete", "d:1", "--yes", check_code=1).stderr
+    assert json.loads(mlc("models", "undeploy", "d", "--json").stdout) == {"ended": "d", "split": {"d:1": 100.0}}
+    mlc("models", "undeploy", "d", check_code=1)
+    mlc("models", "delete", "d:1", "--yes")

@@ -175,3 +175,19 @@ def delete_cmd(ref: str, yes: bool, as_json: bool) -> None:
         click.confirm(f"delete {mv.ref}?", abort=True)
     reg.delete(mv.ref)
     print_json({"deleted": mv.ref}) if as_json else click.echo(f"deleted {mv.ref}")
+
+
+@models_group.command("undeploy")
+@click.argument("name")
+@json_option
+@handle_errors
+def undeploy_cmd(name: str, as_json: bool) -> None:
+    """End NAME's recorded deployment (the traffic split `mlc serve --split` recorded), so that
+    its versions may be deleted again."""
+    reg = Registry.open()
+    split = reg.active_deployment(name)
+    if split is None:
+        raise NotFoundError(f"model {name} has no recorded deployment")
+    reg.end_deployment(name)
+    shares = {f"{name}:{v}": pct for v, pct in split.items()}
+    print_json({"ended": name, "split": shares}) if as_json else click.echo(f"ended the deployment of {name} {shares}")

@@ -287,7 +287,8 @@ class Registry:
             if deployed:
                 raise ConflictError(
                     f"cannot delete {mv.ref}: the recorded deployment #{deployed.id} of {mv.name} serves it",
-                    "move its traffic to another version first (mlc serve --split), or end the deployment",
+                    f"move its traffic to another version (mlc serve --split) or end the deployment: "
+                    f"mlc models undeploy {mv.name}",
                 )
             pointing = conn.execute(sa.select(s.aliases.c.alias).where(
                 (s.aliases.c.name == mv.name) & (s.aliases.c.version == mv.version))).scalars().all()
