@@ -264,3 +264,17 @@ def test_optimizing_the_same_file_again_reuses_its_source_version(tmp_path, regi
     assert first.source == second.source
     assert [mv.version for mv in registry.list(name=registry.get(first.source).name)
             if mv.source.get("kind") == "file"] == [registry.get(first.source).version]
+
+
+def test_a_forced_tree_strategy_is_the_only_one_tried_on_gpu_targets():
+    from mlc.search import chain_templates
+    from mlc.targets import get_target
+
+    def strategies(forced):
+        return {step.config.strategy for chain in chain_templates(get_target("gpu"), None, forced)
+                for step in chain if step.name == "tensorize-trees"}
+
+    assert strategies(None) == {"gemm", "tree_traversal"}
+    assert strategies("gemm") == {"gemm"}
+    with pytest.raises(UsageError, match="tree strategy"):
+        optimize("unused.onnx", target="gpu", tree_strategy="forest-fire")

@@ -32,6 +32,7 @@ from mlc.search import (
     ERROR,
     FAILED_PARITY,
     NOT_APPLICABLE,
+    TREE_STRATEGIES,
     Candidate,
     Plan,
     chain_templates,
@@ -71,8 +72,11 @@ def optimize(
     progress: Progress | None = None,
     trust: bool = False,
     timing_budget_s: float = TIMING_BUDGET_S,
+    tree_strategy: str | None = None,
 ) -> OptimizeResult:
     """Register the fastest ONNX of `source` for `target` that reproduces the original; see the module doc."""
+    if tree_strategy is not None and tree_strategy not in TREE_STRATEGIES:
+        raise UsageError(f"unknown tree strategy {tree_strategy!r}", f"choose one of: {', '.join(TREE_STRATEGIES)}")
     say: Progress = progress or (lambda _message: None)
     hw = target if isinstance(target, HardwareTarget) else get_target(target)
     sizes = tuple(batch_sizes or hw.batch_sizes)
@@ -92,7 +96,7 @@ def optimize(
     reference = reference_model.outputs(x_val)
     lossy_tolerance = Tolerance(max_label_disagreement, max_abs_error, lossy=True)
 
-    candidates = _build_candidates(base, hw, calibration, say)
+    candidates = _build_candidates(base, hw, calibration, say, tree_strategy)
     say(f"validating {len(candidates)} candidates on {len(x_val)} rows of {evidence}")
     predictors = _validate(candidates, x_val, reference, lossy_tolerance, evidence)
     passing = [c for c in candidates if c.passed]
@@ -218,7 +222,7 @@ def _sample_rows(data: str | Path | np.ndarray | None, base: Artifact,
 
 
 def _build_candidates(base: Artifact, target: HardwareTarget, calibration: np.ndarray | None,
-                      say: Progress) -> list[Candidate]:
+                      say: Progress, tree_strategy: str | None = None) -> list[Candidate]:
     candidates: list[Candidate] = []
 
     def add(**fields: Any) -> Candidate:
@@ -226,7 +230,7 @@ def _build_candidates(base: Artifact, target: HardwareTarget, calibration: np.nd
         candidates.append(candidate)
         return candidate
 
-    for chain in chain_templates(target, calibration):
+    for chain in chain_templates(target, calibration, tree_strategy):
         names = tuple(p.describe() for p in chain)
         try:
             artifact, reason = _apply_chain(base, chain, target)

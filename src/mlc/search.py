@@ -106,14 +106,22 @@ class Candidate:
         }
 
 
-def chain_templates(target: HardwareTarget, calibration: np.ndarray | None) -> list[tuple[Pass, ...]]:
-    """The pass chains to try on a target, simplest first; session tuning is crossed in later."""
+TREE_STRATEGIES = ("gemm", "tree_traversal", "auto")
+
+
+def chain_templates(target: HardwareTarget, calibration: np.ndarray | None,
+                    tree_strategy: str | None = None) -> list[tuple[Pass, ...]]:
+    """The pass chains to try on a target, simplest first; session tuning is crossed in later.
+
+    On GPUs both tensorization strategies are measured and the faster wins, unless the user
+    forces one (`tree_strategy`; "auto" picks by tree depth and batch size without measuring).
+    """
     if target.is_gpu:
+        strategies = (tree_strategy,) if tree_strategy else ("tree_traversal", "gemm")
         chains: list[tuple[Pass, ...]] = [
             (), (GraphOptimization(),), (FoldLinear(),), (Float16(),),
-            (TensorizeTrees(TensorizeConfig("tree_traversal")),),
-            (TensorizeTrees(TensorizeConfig("gemm")),),
-            (TensorizeTrees(TensorizeConfig("tree_traversal")), Float16()),
+            *((TensorizeTrees(TensorizeConfig(s)),) for s in strategies),
+            (TensorizeTrees(TensorizeConfig(strategies[0])), Float16()),
         ]
     else:
         chains = [

@@ -36,11 +36,14 @@ def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
 @click.option("--max-abs-error", type=float, default=0.05, show_default=True,
               help="Lossy passes: the largest absolute change of a probability or output.")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Also write the winner's ONNX here.")
+@click.option("--tree-strategy", type=click.Choice(["gemm", "tree_traversal", "auto"]),
+              help="GPU targets: force how tree ensembles become tensor ops (default: measure both, keep the faster).")
 @click.option("--trust", is_flag=True, help="Load a pickle even if it imports globals outside the allowlist.")
 @json_option
 @handle_errors
 def optimize_cmd(source: str, name: str | None, target: str, data: Path | None, batch_sizes: str | None,
-                 max_label_disagreement: float, max_abs_error: float, output: Path | None, trust: bool,
+                 max_label_disagreement: float, max_abs_error: float, output: Path | None, tree_strategy: str | None,
+                 trust: bool,
                  as_json: bool) -> None:
     """Convert a model to ONNX, try every optimization that applies, keep the fastest that is proven equal.
 
@@ -57,7 +60,7 @@ def optimize_cmd(source: str, name: str | None, target: str, data: Path | None, 
     result = optimize(
         source, name=name, target=target, data=data, batch_sizes=_batch_sizes(batch_sizes),
         max_label_disagreement=max_label_disagreement, max_abs_error=max_abs_error,
-        output=output, progress=None if as_json else progress, trust=trust,
+        output=output, progress=None if as_json else progress, trust=trust, tree_strategy=tree_strategy,
     )
     if as_json:
         print_json(result.to_dict())
