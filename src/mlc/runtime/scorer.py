@@ -134,7 +134,9 @@ class Scorer:
         )
         # The session's C-level run, skipping the Python wrapper's per-call input validation (which
         # `prepare` already did) and output-name list: about 1 µs per call, a sixth of a 1-row call.
-        self._sess_run = self._session._sess.run
+        # (`_sess` is onnxruntime's private binding; should it move, the public run does the same job.)
+        binding = getattr(self._session, "_sess", None)
+        self._sess_run = binding.run if binding is not None else self._session.run
         self._output_list = list(self.output_names)
         # On a GPU, I/O binding copies the input to the device once and each output back once per batch.
         self.on_gpu = any(p in self._session.get_providers() for p in _GPU_PROVIDERS)
