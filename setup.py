@@ -12,6 +12,7 @@ extensions = [
     Extension(
         "mlc.runtime._core",
         sources=["csrc/_core.pyx"],
+        depends=["csrc/_treecall.pxi"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],

@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Row packing and scattering for the dynamic batcher, with the GIL released.
+"""Row packing and scattering for the dynamic batcher, with the GIL released, and the
+tree kernel's batch-1 call (TreeCall, in _treecall.pxi).
 
 The batcher copies every request's rows into one contiguous batch buffer before
 the model runs, and copies each request's output rows back out afterwards. Both
@@ -196,3 +197,6 @@ cdef list _scatter_objects(cnp.ndarray src, list sizes):
         parts.append(src[start:start + c].copy())
         start += c
     return parts
+
+
+include "_treecall.pxi"

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
 from mlc.errors import InvalidInputError
-from mlc.trees import compile_tree_ensemble
+from mlc.runtime._check_build import core
+from mlc.trees import TreeKernel, compile_tree_ensemble
 from trees.models import MODELS, assert_same_outputs, convert, converted, data, ort_run
 
 # 1: one row; 3: the row path for several rows; 13 and 150: the block path, one and three blocks.
@@ -46,6 +52,73 @@ def test_input_is_converted_or_refused() -> None:
         with pytest.raises(InvalidInputError):
             kernel.predict(bad)
     assert {k: v.shape for k, v in kernel.predict(x[:0]).items()} == {"label": (0,), "probabilities": (0, 2)}
+
+
+@pytest.mark.parametrize("name", ["rf-binary", "rf-multi", "hgb-binary", "lgbm-reg", "xgb-multi"])
+def test_compiled_call_matches_the_python_paths_exactly(name: str, eval_rows: np.ndarray) -> None:
+    """The C entry (TreeCall) runs the same numba code as the Python paths: equal bit for bit."""
+    proto, _ = converted(name)
+    kernel = compile_tree_ensemble(proto)
+    assert isinstance(kernel.predict.__self__, core.TreeCall)
+    general, closure = TreeKernel.predict.__get__(kernel), kernel._fast_predict()
+    for n in BATCHES:
+        x = np.ascontiguousarray(eval_rows[:n])
+        got = kernel.predict(x)
+        for other in (general(x), closure(x)):
+            assert list(got) == list(other)
+            for key in got:
+                np.testing.assert_array_equal(got[key], other[key], err_msg=f"{name} {key} n={n}")
+
+
+def test_compiled_call_takes_any_layout_of_the_rows() -> None:
+    proto, _ = converted("rf-binary")
+    kernel = compile_tree_ensemble(proto)
+    x = np.ascontiguousarray(data()["binary"][0][:6])
+    want = kernel.predict(x)
+    readonly = x.copy()
+    readonly.flags.writeable = False
+    doubled = np.repeat(x, 2, axis=0)
+    for variant in (x.astype(">f4"), readonly, doubled[::2], np.asfortranarray(x)):
+        assert_same_outputs(kernel.predict(variant), want)
+
+
+def test_compiled_call_is_thread_safe() -> None:
+    """Several rows release the GIL: threads scoring at once still get their own answers."""
+    proto, _ = converted("lgbm-reg")
+    kernel = compile_tree_ensemble(proto)
+    rng = np.random.default_rng(5)
+    inputs = [rng.normal(size=(int(rng.integers(1, 40)), 5)).astype(np.float32) for _ in range(400)]
+    want = [TreeKernel.predict(kernel, x) for x in inputs]
+    got: list = [None] * len(inputs)
+
+    def work(first: int) -> None:
+        for i in range(first, len(inputs), 4):
+            got[i] = kernel.predict(inputs[i])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for mine, ref in zip(got, want, strict=True):
+        assert_same_outputs(mine, ref)
+
+
+def test_pure_python_mode_scores_without_the_extension() -> None:
+    code = ("import sys; sys.modules['mlc.runtime._core'] = None\n"
+            "import numpy as np, onnx\n"
+            "from mlc.trees import compile_tree_ensemble\n"
+            "from trees.models import converted\n"
+            "kernel = compile_tree_ensemble(converted('rf-binary')[0])\n"
+            "x = np.zeros((3, 5), np.float32)\n"
+            "print(type(getattr(kernel.predict, '__self__', None)).__name__, kernel.predict(x)['label'].tolist())")
+    env = {**os.environ, "MLC_PURE_PYTHON": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr
+    kernel = compile_tree_ensemble(converted("rf-binary")[0])
+    assert proc.stdout.split(maxsplit=1) == ["NoneType", str(kernel.predict(np.zeros((3, 5), np.float32))["label"]
+                                                          .tolist()) + "\n"]
 
 
 def test_string_labels(eval_rows: np.ndarray) -> None:

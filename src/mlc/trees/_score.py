@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, njit, prange
 
 from mlc.trees.layout import ADD_DENSE, ADD_SINGLE
 
@@ -430,3 +430,12 @@ def score_parallel(x, nodes, meta, values, params, out, out_label):
     n = x.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
         _score_rows(x, c * CHUNK, min(n, (c + 1) * CHUNK), nodes, meta, values, params, out, out_label)
+
+
+def score_pointers(x, n, width, nodes, n_nodes, meta, n_meta, values, n_values, params, n_params, out, k, label,
+                   n_label):
+    """score() over raw buffers: the body of the C entry point (kernel.c_entry) that the compiled
+    core calls directly, skipping numba's unboxing of seven arrays (the larger share of a batch-1
+    call's fixed cost). Compiled by numba.cfunc, never called from Python."""
+    score(carray(x, (n, width)), carray(nodes, n_nodes), carray(meta, n_meta), carray(values, n_values),
+          carray(params, n_params), carray(out, (n, k)), carray(label, n_label))

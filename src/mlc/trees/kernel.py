@@ -8,6 +8,7 @@ and shapes, and values equal to ORT's single-threaded run up to float32 rounding
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
@@ -18,7 +19,7 @@ import onnx
 from mlc.errors import InvalidInputError
 from mlc.trees import _score
 from mlc.trees._tail import compile_tail, elem_type
-from mlc.trees.layout import PackedForest, pack
+from mlc.trees.layout import NODE_DTYPE, PackedForest, pack
 from mlc.trees.parse import AGGREGATES, POST_TRANSFORMS, EnsembleGraph, TreeEnsemble, find_tree_ensemble
 
 _PARALLEL_MIN_ROWS = 2 * _score.CHUNK  # below this, threads cost more than they save
@@ -148,7 +149,22 @@ class TreeKernel:
         if self._parallel_min is not None:
             self._score_parallel = _entry_point(_score.score_parallel, args)
         if self._direct is not None:
-            self.predict = self._fast_predict()  # type: ignore[method-assign]
+            self.predict = self._compiled_predict() or self._fast_predict()  # type: ignore[method-assign]
+
+    def _compiled_predict(self) -> Callable[[np.ndarray], dict[str, np.ndarray]] | None:
+        """predict through the compiled core's TreeCall (about 1 µs less per call than
+        _fast_predict), or None when mlc runs without its extension (MLC_PURE_PYTHON=1)."""
+        from mlc.runtime._check_build import core
+
+        tree_call = getattr(core, "TreeCall", None)
+        if tree_call is None:
+            return None
+        entry = c_entry(self._values.dtype, self._out_dtype)
+        big = self._parallel_min or np.iinfo(np.int64).max
+        call = tree_call(entry.address, self._nodes, self._meta, self._values, self._params, self._width, self._k,
+                         self._out_dtype, self._classifier, self._direct, big, self._prepare,
+                         TreeKernel.predict.__get__(self))
+        return call.predict
 
     def _fast_predict(self) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
         """predict for graphs whose outputs are the ensemble's own: locals instead of attribute
@@ -179,6 +195,20 @@ class TreeKernel:
             score(x, nodes, meta, values, params, out, label)
             return {names[0]: label, names[1]: out} if label_first else {names[0]: out, names[1]: label}
         return predict
+
+
+@functools.cache
+def c_entry(value_dtype: np.dtype, out_dtype: np.dtype) -> numba.core.ccallback.CFunc:
+    """The kernel as a C function of raw pointers (_score.score_pointers), for these dtypes of
+    the weights and the scores; compiled once per process, or loaded from numba's cache. The
+    cache keeps the CFunc, and with it the address, alive."""
+    t = numba.types
+    ptr = t.CPointer
+    i64 = t.int64
+    signature = t.void(ptr(t.float32), i64, i64, ptr(numba.from_dtype(NODE_DTYPE)), i64, ptr(t.int32), i64,
+                       ptr(numba.from_dtype(value_dtype)), i64, ptr(t.int64), i64, ptr(numba.from_dtype(out_dtype)),
+                       i64, ptr(t.int64), i64)
+    return numba.cfunc(signature, cache=True, error_model="numpy")(_score.score_pointers)
 
 
 def _entry_point(dispatcher: numba.core.registry.CPUDispatcher, args: tuple) -> object:
