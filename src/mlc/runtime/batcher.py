@@ -45,6 +45,7 @@ import numpy as np
 
 from mlc.errors import InvalidInputError, QueueFullError, UnsupportedModelError, UsageError
 from mlc.runtime._check_build import core
+from mlc.runtime.future import BatchFuture
 
 BatchFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 Outputs = dict[str, np.ndarray]
@@ -125,6 +126,7 @@ class DynamicBatcher:
         # condition on the same lock is for waiting and waking workers.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._futures = threading.Condition()  # shared by the futures submit() returns (see future.py)
         self._lanes: dict[tuple[tuple[int, ...], np.dtype], _Lane] = {}
         self._closing = False
         self._queue_rows = self._queue_requests = 0
@@ -146,7 +148,7 @@ class DynamicBatcher:
         max_batch_size, QueueFullError when the queue is full or the batcher closed.
         x is read when its batch runs: do not change it before the future is done.
         """
-        future: Future[Outputs] = Future()
+        future: Future[Outputs] = BatchFuture(self._futures)
         self._enqueue(x, future, None)
         return future
 

@@ -1,0 +1,124 @@
+"""BatchFuture keeps every promise of concurrent.futures.Future that callers rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from mlc.runtime.future import BatchFuture
+
+
+@pytest.fixture
+def make() -> Callable[[], BatchFuture]:
+    condition = threading.Condition()
+    return lambda: BatchFuture(condition)
+
+
+def _later(fn, delay: float = 0.05) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay), fn()))
+    thread.start()
+    return thread
+
+
+def test_result_waits_for_another_thread(make) -> None:
+    future = make()
+    assert isinstance(future, cf.Future) and not future.done()
+    assert future.set_running_or_notify_cancel()
+    thread = _later(lambda: future.set_result(42))
+    assert future.result(timeout=10) == 42
+    thread.join()
+    assert future.done() and not future.cancelled() and future.exception() is None
+
+
+def test_every_waiting_thread_wakes(make) -> None:
+    future = make()
+    got: list = []
+    waiters = [threading.Thread(target=lambda: got.append(future.result(timeout=10))) for _ in range(5)]
+    for w in waiters:
+        w.start()
+    time.sleep(0.05)
+    future.set_result("x")
+    for w in waiters:
+        w.join(10)
+    assert got == ["x"] * 5
+
+
+def test_timeout_and_exceptions(make) -> None:
+    future = make()
+    started = time.perf_counter()
+    with pytest.raises(cf.TimeoutError):
+        future.result(timeout=0.05)
+    assert time.perf_counter() - started >= 0.04
+    with pytest.raises(cf.TimeoutError):
+        future.exception(timeout=0)
+    error = ValueError("boom")
+    future.set_exception(error)
+    with pytest.raises(ValueError, match="boom"):
+        future.result()
+    assert future.exception() is error
+    with pytest.raises(cf.InvalidStateError):
+        future.set_result(1)
+
+
+def test_cancel_wakes_waiters_and_is_final(make) -> None:
+    future = make()
+    outcome: list = []
+
+    def wait() -> None:
+        try:
+            future.result(timeout=10)
+        except cf.CancelledError:
+            outcome.append("cancelled")
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.05)
+    assert future.cancel() and future.cancel()  # cancelling twice is still True
+    waiter.join(10)
+    assert outcome == ["cancelled"]
+    assert not future.set_running_or_notify_cancel()
+    with pytest.raises(cf.InvalidStateError):
+        future.set_result(1)
+    running = make()
+    assert running.set_running_or_notify_cancel()
+    assert not running.cancel()
+
+
+def test_callbacks_run_once_whenever_added(make) -> None:
+    future = make()
+    calls: list = []
+    future.add_done_callback(lambda f: calls.append(("before", f.result())))
+    future.set_result(7)
+    future.add_done_callback(lambda f: calls.append(("after", f.result())))
+    assert calls == [("before", 7), ("after", 7)]
+
+
+def test_wait_and_as_completed(make) -> None:
+    futures = [make() for _ in range(20)]
+    threads = [_later(lambda f=f, i=i: f.set_result(i), delay=0.001 * i) for i, f in enumerate(futures)]
+    first, _ = cf.wait(futures, timeout=10, return_when=cf.FIRST_COMPLETED)
+    assert first
+    done, pending = cf.wait(futures, timeout=10)
+    assert len(done) == 20 and not pending
+    assert sorted(f.result() for f in cf.as_completed(futures, timeout=10)) == list(range(20))
+    errors = [make() for _ in range(3)]
+    errors[1].set_exception(RuntimeError("x"))
+    done, _ = cf.wait(errors, timeout=10, return_when=cf.FIRST_EXCEPTION)
+    assert done == {errors[1]}
+    for t in threads:
+        t.join()
+
+
+def test_asyncio_wrap_future(make) -> None:
+    future = make()
+
+    async def main() -> int:
+        _later(lambda: future.set_result(3))
+        return await asyncio.wrap_future(future)
+
+    assert asyncio.run(main()) == 3
