@@ -16,7 +16,9 @@ is checked against one batch predict of all rows, beside its timing: a fast wron
 a result. The batcher's own cost is measured with a no-op model (returns its input): one thread
 submits windows of requests and waits for them, so the figure is the batcher's work per request
 (wall and process CPU time), not thread wake-ups; the same no-op batcher driven by 64 threads
-gives the ceiling of the threads set-up. Scenarios are interleaved and repeated; figures are
+gives the ceiling of the threads set-up, and a bare hand-off (each thread queues a locked lock
+that one server thread releases: no model, no batcher, no numpy) gives the ceiling of any
+batcher driven by 64 Python threads on this machine. Scenarios are interleaved and repeated; figures are
 medians. The process freezes its start-up objects out of the garbage collector (gc.freeze), as a
 server should after loading its models. The machine is shared: the JSON records its CPUs and
 load average. Targets: batched >= 3x direct on the forest, >= 1x on the regression; batcher cost
@@ -155,6 +157,47 @@ def noop_threads_ceiling(n_requests: int) -> float:
     return rate
 
 
+def bare_handoff_ceiling(n_requests: int) -> float:
+    """Requests/s of CLIENTS threads that each hand a locked lock to one server thread, which
+    releases whole queues of them: the least work a batcher can do per request with threads."""
+    import _thread
+    from collections import deque
+
+    queue: deque[Any] = deque()
+    cond = threading.Condition(threading.Lock())
+    stop = False
+
+    def server() -> None:
+        while True:
+            with cond:
+                while not queue and not stop:
+                    cond.wait()
+                if stop and not queue:
+                    return
+                waiting = list(queue)
+                queue.clear()
+            for lock in waiting:
+                lock.release()
+
+    def call(_x: np.ndarray) -> None:
+        lock = _thread.allocate_lock()
+        lock.acquire()
+        with cond:
+            queue.append(lock)
+            if len(queue) == 1:
+                cond.notify()
+        lock.acquire()
+
+    thread = threading.Thread(target=server)
+    thread.start()
+    rate, _ = threads_closed_loop(call, [np.zeros((1, 1), np.float32)] * n_requests)
+    with cond:
+        stop = True
+        cond.notify()
+    thread.join()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=6400, help="requests per scenario run")
@@ -196,8 +239,9 @@ def main() -> None:
             batch_rows[name] = batcher.stats().mean_batch_rows
     costs = [batcher_cost(args.requests) for _ in range(max(7, args.repeats))]  # cheap; the machine is noisy
     ceiling = [noop_threads_ceiling(args.requests) for _ in range(args.repeats)]
+    bare = [bare_handoff_ceiling(args.requests) for _ in range(args.repeats)]
 
-    report = summarize(args, runs, checks, batch_rows, costs, ceiling, settings)
+    report = summarize(args, runs, checks, batch_rows, costs, ceiling, bare, settings)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "batcher.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
@@ -206,7 +250,7 @@ def main() -> None:
 
 
 def summarize(args: argparse.Namespace, runs: dict, checks: dict, batch_rows: dict, costs: list,
-              ceiling: list, settings: dict) -> dict[str, Any]:
+              ceiling: list, bare: list, settings: dict) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for name, kinds in runs.items():
         medians = {kind: statistics.median(rates) for kind, rates in kinds.items()}
@@ -225,6 +269,7 @@ def summarize(args: argparse.Namespace, runs: dict, checks: dict, batch_rows: di
                      "ort_intra_op_threads": 1, **settings},
         "models": models,
         "noop_threads_ceiling_rps": {"runs": ceiling, "median": statistics.median(ceiling)},
+        "bare_handoff_ceiling_rps": {"runs": bare, "median": statistics.median(bare)},
         "batcher_cost_us": {"wall_runs": [c[0] for c in costs], "cpu_runs": [c[1] for c in costs],
                             "wall_median": statistics.median(c[0] for c in costs), "cpu_median": cpu,
                             "cpu_min": min(c[1] for c in costs),
@@ -259,7 +304,10 @@ def render(report: dict[str, Any]) -> str:
         + ". asyncio through submit() + asyncio.wrap_future instead of submit_async: "
         + ", ".join(f"{n} {r['rps_median']['asyncio/wrap_future']:,.0f} req/s" for n, r in report["models"].items())
         + ". The threads set-up through a no-op model tops out at "
-        f"{report['noop_threads_ceiling_rps']['median']:,.0f} req/s (thread wake-ups and the GIL, not the model).",
+        f"{report['noop_threads_ceiling_rps']['median']:,.0f} req/s; a bare hand-off of a lock between "
+        f"the 64 threads and one server thread (no batcher at all) at "
+        f"{report['bare_handoff_ceiling_rps']['median']:,.0f} req/s: thread wake-ups and the GIL bound any "
+        "thread-driven batcher there, whatever the model.",
         "",
         f"Batcher cost per request (no-op model, one submitting thread, {len(c['cpu_runs'])} runs): median "
         f"{c['cpu_median']:.1f} us CPU (best {c['cpu_min']:.1f}, wall {c['wall_median']:.1f}); "
