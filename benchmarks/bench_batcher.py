@@ -18,9 +18,11 @@ submits windows of requests and waits for them, so the figure is the batcher's w
 (wall and process CPU time), not thread wake-ups; the same no-op batcher driven by 64 threads
 gives the ceiling of the threads set-up, and a bare hand-off (each thread queues a locked lock
 that one server thread releases: no model, no batcher, no numpy) gives the ceiling of any
-batcher driven by 64 Python threads on this machine. Scenarios are interleaved and repeated; figures are
-medians. The process freezes its start-up objects out of the garbage collector (gc.freeze), as a
-server should after loading its models. The machine is shared: the JSON records its CPUs and
+batcher driven by 64 Python threads on this machine; and the round trip of two threads that wake
+each other through locks gives the price of one wake-up, which every request of the threads set-up
+pays once, batched or not. Scenarios are interleaved and repeated; figures are medians. The
+process freezes its start-up objects out of the garbage collector (gc.freeze), as a server should
+after loading its models. The machine is shared: the JSON records its CPUs and
 load average. Targets: batched >= 3x direct on the forest, >= 1x on the regression; batcher cost
 <= 10 us CPU per request.
 """
@@ -198,6 +200,30 @@ def bare_handoff_ceiling(n_requests: int) -> float:
     return rate
 
 
+def wake_round_trip_us(n: int = 5000) -> float:
+    """Microseconds for thread A to wake thread B and B to wake A again, through two locks."""
+    import _thread
+
+    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
+    ping.acquire()
+    pong.acquire()
+
+    def echo() -> None:
+        for _ in range(n):
+            ping.acquire()
+            pong.release()
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        ping.release()
+        pong.acquire()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    return elapsed / n * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=6400, help="requests per scenario run")
@@ -205,6 +231,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-queue-delay-us", type=int, default=500)
     parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for batcher.json and batcher.md")
     args = parser.parse_args()
 
     from mlc.runtime.batcher import DynamicBatcher
@@ -240,12 +267,14 @@ def main() -> None:
     costs = [batcher_cost(args.requests) for _ in range(max(7, args.repeats))]  # cheap; the machine is noisy
     ceiling = [noop_threads_ceiling(args.requests) for _ in range(args.repeats)]
     bare = [bare_handoff_ceiling(args.requests) for _ in range(args.repeats)]
+    wake = [wake_round_trip_us() for _ in range(args.repeats)]
 
     report = summarize(args, runs, checks, batch_rows, costs, ceiling, bare, settings)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "batcher.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["wake_round_trip_us"] = {"runs": wake, "median": statistics.median(wake)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batcher.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
-    (RESULTS / "batcher.md").write_text(markdown)
+    (args.out / "batcher.md").write_text(markdown)
     print(markdown)
 
 
@@ -284,7 +313,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"{s['requests']} requests per run, {s['repeats']} interleaved repeats, medians; ORT 1 intra-op thread; "
         f"batcher max_batch_size={s['max_batch_size']}, max_queue_delay_us={s['max_queue_delay_us']}, "
-        f"instances={s['instances']}. Machine: {m['cpus']} CPUs (shared), load average "
+        f"instances={s['instances']}. Machine: {m['cpus']} CPUs, load average "
         f"{m['load_average'][0]:.1f} at the end. Every answer checked against one batch predict.",
         "",
         "| model | set-up | direct req/s | batched req/s | speed-up | target | same output |",
@@ -307,7 +336,10 @@ def render(report: dict[str, Any]) -> str:
         f"{report['noop_threads_ceiling_rps']['median']:,.0f} req/s; a bare hand-off of a lock between "
         f"the 64 threads and one server thread (no batcher at all) at "
         f"{report['bare_handoff_ceiling_rps']['median']:,.0f} req/s: thread wake-ups and the GIL bound any "
-        "thread-driven batcher there, whatever the model.",
+        "thread-driven batcher there, whatever the model. Two threads waking each other through locks: "
+        f"{report['wake_round_trip_us']['median']:.1f} us a round trip, so one wake-up costs about "
+        f"{report['wake_round_trip_us']['median'] / 2:.1f} us; each request of the threads set-up pays one, "
+        "batched or direct.",
         "",
         f"Batcher cost per request (no-op model, one submitting thread, {len(c['cpu_runs'])} runs): median "
         f"{c['cpu_median']:.1f} us CPU (best {c['cpu_min']:.1f}, wall {c['wall_median']:.1f}); "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mlc.runtime.future import BatchFuture
+from mlc.runtime.future import BatchFuture, settle_batch
 
 
 @pytest.fixture
@@ -122,3 +122,37 @@ def test_asyncio_wrap_future(make) -> None:
         return await asyncio.wrap_future(future)
 
     assert asyncio.run(main()) == 3
+
+
+def test_batch_state_changes_keep_the_future_contract() -> None:
+    condition = threading.Condition()
+    futures = [BatchFuture(condition) for _ in range(6)]
+    calls: list = []
+    futures[0].add_done_callback(lambda f: calls.append(f.result()))
+    assert futures[5].cancel()
+    watched: list = []
+    watcher = threading.Thread(target=lambda: watched.append(cf.wait(futures, timeout=10)))
+    waiter = threading.Thread(target=lambda: watched.append(futures[1].result(timeout=10)))
+    watcher.start()
+    waiter.start()
+    time.sleep(0.05)
+    with condition:
+        started = [f.start_held() for f in futures]
+    assert started == [True] * 5 + [False]
+    assert all(f.running() for f in futures[:5]) and not futures[0].cancel()
+    with condition, pytest.raises(RuntimeError):
+        futures[0].start_held()
+    error = ValueError("boom")
+    settle_batch(condition, futures[:3], ["a", "b", "c"], None)
+    settle_batch(condition, futures[3:5], [None, None], error)
+    watcher.join(10)
+    waiter.join(10)
+    assert [f.result() for f in futures[:3]] == ["a", "b", "c"] and calls == ["a"]
+    assert futures[3].exception() is error and futures[4].exception() is error
+    with pytest.raises(cf.CancelledError):
+        futures[5].result()
+    done, pending = watched[0] if isinstance(watched[0], tuple) else watched[1]
+    assert len(done) == 6 and not pending
+    assert "b" in watched
+    with pytest.raises(cf.InvalidStateError):
+        settle_batch(condition, futures[:1], ["again"], None)

@@ -45,7 +45,7 @@ import numpy as np
 
 from mlc.errors import InvalidInputError, QueueFullError, UnsupportedModelError, UsageError
 from mlc.runtime._check_build import core
-from mlc.runtime.future import BatchFuture
+from mlc.runtime.future import BatchFuture, settle_batch
 
 BatchFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 Outputs = dict[str, np.ndarray]
@@ -242,16 +242,16 @@ class DynamicBatcher:
         lane = self._lanes[key]
         batch = []
         rows = 0
-        for _ in range(count):
-            request = lane.requests.popleft()
-            lane.rows -= request.rows
-            self._queue_rows -= request.rows
-            if (request.future.set_running_or_notify_cancel() if request.loop is None
-                    else not request.future.cancelled()):
-                batch.append(request)
-                rows += request.rows
-            else:
-                self._cancelled += 1
+        with self._futures:  # held once for the whole batch's state changes (see future.py)
+            for _ in range(count):
+                request = lane.requests.popleft()
+                lane.rows -= request.rows
+                self._queue_rows -= request.rows
+                if request.future.start_held() if request.loop is None else not request.future.cancelled():
+                    batch.append(request)
+                    rows += request.rows
+                else:
+                    self._cancelled += 1
         self._queue_requests -= count
         if not lane.requests:
             del self._lanes[key]
@@ -271,9 +271,9 @@ class DynamicBatcher:
         except BaseException as exc:  # the model's failure belongs to this batch's requests only
             with self._lock:
                 self._failed += 1
-            _deliver(batch, [None] * len(batch), exc)
+            _deliver(self._futures, batch, [None] * len(batch), exc)
             return
-        _deliver(batch, results, None)
+        _deliver(self._futures, batch, results, None)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -302,16 +302,21 @@ class DynamicBatcher:
             )
 
 
-def _deliver(batch: list[_Request], results: list[Outputs] | list[None], error: BaseException | None) -> None:
-    """Complete each request's future: thread futures here, asyncio ones with one call per loop."""
+def _deliver(condition: threading.Condition, batch: list[_Request], results: list[Outputs] | list[None],
+             error: BaseException | None) -> None:
+    """Complete each request's future: thread futures (which share `condition`) together, asyncio
+    ones with one call per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outputs], Outputs | None]]] = {}
+    futures: list[BatchFuture] = []
+    values: list[Outputs | None] = []
     for request, result in zip(batch, results, strict=True):
         if request.loop is not None:
             by_loop.setdefault(request.loop, []).append((request.future, result))
-        elif error is None:
-            request.future.set_result(result)
         else:
-            request.future.set_exception(error)
+            futures.append(request.future)
+            values.append(result)
+    if futures:
+        settle_batch(condition, futures, values, error)
     for loop, items in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(_settle, items, error)
