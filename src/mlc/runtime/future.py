@@ -124,13 +124,13 @@ class BatchFuture(Future):
 def settle_batch(condition: threading.Condition, futures: list[BatchFuture], results: list[Any],
                  error: BaseException | None) -> None:
     """set_result (or set_exception(error) for all) on futures that share `condition`, holding
-    it once; then wake each waiting thread."""
-    with condition:
-        if error is None:
+    it once; then wake each waiting thread, also those settled before one that raised."""
+    settled: list[BatchFuture] = []
+    try:
+        with condition:
             for future, result in zip(futures, results, strict=True):
-                future._finish_held(result, None)
-        else:
-            for future in futures:
-                future._finish_held(None, error)
-    for future in futures:
-        future._wake()
+                future._finish_held(result if error is None else None, error)
+                settled.append(future)
+    finally:
+        for future in settled:
+            future._wake()
