@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,32 +73,29 @@ def test_quick_profile_of_a_tiny_model_writes_its_reports_and_records_them(tiny_
 def test_ctrl_c_stops_the_run_and_still_writes_what_was_measured(tiny_ref, tmp_path):
     code = "from mlc.cli.profile import profile_cmd; profile_cmd()"
     proc = subprocess.Popen([sys.executable, "-c", code, tiny_ref, "--duration", "1s", "--out-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:  # wait until a first load point is done
-        time.sleep(0.5)
-        if _measured_a_point(proc):
-            break
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    measured = threading.Event()  # set once the progress on stderr reports a finished load point
+
+    def read_progress() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # a thread, not select(): select misses lines already buffered
+            lines.append(line)
+            if "offered" in line:
+                measured.set()
+
+    reader = threading.Thread(target=read_progress, daemon=True)
+    reader.start()
+    assert measured.wait(120), "".join(lines)
+    assert proc.poll() is None, "the profile ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    proc.wait(120)
+    reader.join(10)
+    err = "".join(lines)
     assert proc.returncode == 130, err
     body = json.loads(Path(tmp_path / "profile-tiny-1-cpu-2.json").read_text())["body"]
     assert body["interrupted"] and body["configs"] and body["configs"][0]["points"]
     assert "Traceback" not in err
-
-
-def _measured_a_point(proc: subprocess.Popen[str]) -> bool:
-    """True once the progress on stderr reports a finished load point (read without blocking)."""
-    import select
-
-    assert proc.stderr is not None
-    while select.select([proc.stderr], [], [], 0)[0]:
-        line = proc.stderr.readline()
-        if not line:
-            return False
-        if "offered" in line:
-            return True
-    return False
 
 
 @pytest.mark.slow
