@@ -5,7 +5,9 @@
 
 Models (fixed seeds, float32 features, skl2onnx without ZipMap, ONNX Runtime with ONE intra-op
 thread): a RandomForestClassifier (100 trees, depth 10, 30 features) and a LogisticRegression
-(50 features). 64 clients send one-row requests, closed loop, in two set-ups:
+(50 features); on request (--models forest-1000), the same forest with 1000 trees, whose row
+costs ORT about what the issue's scale assumes for the 100-tree one. 64 clients send one-row
+requests, closed loop, in two set-ups:
 - threads: 64 Python threads; direct = each calls Scorer.predict (ORT sessions are
   thread-safe), batched = each calls DynamicBatcher.submit(row).result();
 - asyncio (how a server drives the core): 64 tasks on one event loop; direct = each awaits
@@ -46,26 +48,30 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLIENTS = 64
-TARGETS = {"forest": 3.0, "logreg": 1.0}  # batched / direct throughput
+TARGETS = {"forest": 3.0, "logreg": 1.0, "forest-1000": 3.0}  # batched / direct throughput
+MODELS = ("forest", "logreg")  # the issue's pair; forest-1000 (--models) is ten times the forest
 COST_TARGET_US = 10.0
 Outputs = dict[str, np.ndarray]
 
 
-def build_models() -> dict[str, tuple[Any, np.ndarray]]:
+def build_models(names: tuple[str, ...] = MODELS) -> dict[str, tuple[Any, np.ndarray]]:
     """name -> (ONNX model, float32 rows to send)."""
     from skl2onnx import to_onnx
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
+    specs = {
+        "forest": (lambda: RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1), 30),
+        "logreg": (lambda: LogisticRegression(max_iter=1000), 50),
+        "forest-1000": (lambda: RandomForestClassifier(n_estimators=1000, max_depth=10, random_state=0), 30),
+    }
     models = {}
-    for name, estimator, n_features in (
-        ("forest", RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1), 30),
-        ("logreg", LogisticRegression(max_iter=1000), 50),
-    ):
+    for name in names:
+        make, n_features = specs[name]
         X, y = make_classification(n_samples=3000, n_features=n_features, n_informative=10, random_state=0)
         X = X.astype(np.float32)
-        estimator.fit(X, y)
+        estimator = make().fit(X, y)
         models[name] = (to_onnx(estimator, X[:1], options={"zipmap": False}), X)
     return models
 
@@ -159,6 +165,22 @@ def noop_threads_ceiling(n_requests: int) -> float:
     return rate
 
 
+def batch_gain(scorer: Any, X: np.ndarray, batch: int) -> dict[str, float]:
+    """The model's time per row alone and in batches of `batch` rows, on distinct rows, one
+    thread: their ratio is the most that batching can gain on this model, with free queues,
+    hand-offs and wake-ups (the issue's "batching can at best gain ~6x there")."""
+    import itertools
+
+    from mlc.timing import measure
+
+    ones = itertools.cycle([X[i:i + 1] for i in range(256)])
+    fulls = itertools.cycle([X[i:i + batch] for i in range(0, len(X) - batch + 1, batch)])
+    lat = measure({"one": lambda: scorer.predict(next(ones)), "batch": lambda: scorer.predict(next(fulls))},
+                  budget_s=2.0)
+    one_us, batch_us = lat["one"].median_us, lat["batch"].median_us / batch
+    return {"row_us_alone": one_us, "row_us_batched": batch_us, "gain": one_us / batch_us}
+
+
 def bare_handoff_ceiling(n_requests: int) -> float:
     """Requests/s of CLIENTS threads that each hand a locked lock to one server thread, which
     releases whole queues of them: the least work a batcher can do per request with threads."""
@@ -232,6 +254,9 @@ def main() -> None:
     parser.add_argument("--max-queue-delay-us", type=int, default=500)
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for batcher.json and batcher.md")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated, of {', '.join(TARGETS)} (forest-1000: a forest ten times "
+                             "as big, about as slow per row as the issue's scale)")
     args = parser.parse_args()
 
     from mlc.runtime.batcher import DynamicBatcher
@@ -241,14 +266,19 @@ def main() -> None:
     plan = {"session": SessionConfig(intra_op_threads=1).to_dict(), "engines": [{"engine": "ort"}]}
     settings = {"max_batch_size": args.max_batch_size, "max_queue_delay_us": args.max_queue_delay_us,
                 "instances": args.instances}
-    models = build_models()
+    wanted = tuple(args.models.split(","))
+    if unknown := set(wanted) - set(TARGETS):
+        parser.error(f"unknown models {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+    models = build_models(wanted)
     gc.freeze()  # as a server does after start-up: full collections then skip the libraries' objects
     runs: dict[str, dict[str, list[float]]] = {}
     checks: dict[str, bool] = {}
     batch_rows: dict[str, float] = {}
+    gains: dict[str, dict[str, float]] = {}
     for name, (model, X) in models.items():
         scorer = Scorer(model, target="cpu-2", runtime_plan=plan)
         scorer.warmup()
+        gains[name] = batch_gain(scorer, X, args.max_batch_size)
         picks = np.random.default_rng(0).integers(0, len(X), args.requests)
         rows = [X[i:i + 1] for i in picks]
         reference = scorer.predict(X[picks])
@@ -271,6 +301,8 @@ def main() -> None:
 
     report = summarize(args, runs, checks, batch_rows, costs, ceiling, bare, settings)
     report["wake_round_trip_us"] = {"runs": wake, "median": statistics.median(wake)}
+    for name, gain in gains.items():
+        report["models"][name]["batch_gain"] = gain
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batcher.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
@@ -328,6 +360,12 @@ def render(report: dict[str, Any]) -> str:
                 f">= {r['target_speedup']:.0f}x {met} | {'yes' if r['same_output'] else 'NO'} |")
     c = report["batcher_cost_us"]
     lines += [
+        "",
+        "The most batching can gain (ORT, one thread, distinct rows, per row alone over per row in batches of "
+        f"{s['max_batch_size']}): "
+        + ", ".join(f"{n} {r['batch_gain']['gain']:.1f}x ({r['batch_gain']['row_us_alone']:.1f} against "
+                    f"{r['batch_gain']['row_us_batched']:.1f} us)" for n, r in report["models"].items())
+        + ". The asyncio set-up can exceed it: its direct calls also pay a thread-pool hand-off each.",
         "",
         "Mean batch: " + ", ".join(f"{n} {r['mean_batch_rows']:.1f} rows" for n, r in report["models"].items())
         + ". asyncio through submit() + asyncio.wrap_future instead of submit_async: "
