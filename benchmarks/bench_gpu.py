@@ -75,21 +75,14 @@ def prepare(out: Path) -> None:
 
 def _prepare_tree_models(out: Path) -> None:
     """Every tree model of the suite, plainly converted, for benchmarks/gpu_trees_check.py."""
-    from mlc.bench.suite import FULL
-    from mlc.convert import convert
-    from mlc.loading import infer_signature
-    from mlc.loading.model import LoadedModel
+    from mlc.bench.suite import FULL, converted_onnx
 
     out.mkdir(parents=True, exist_ok=True)
-    frameworks = {"xgboost-300": "xgboost", "lightgbm-300": "lightgbm"}
     for spec in FULL:
         if spec.name not in ("forest-100", "hist-gb-200", "gb-regressor-200", "xgboost-300", "lightgbm-300"):
             continue
         model, rows = spec.train()
-        framework = frameworks.get(spec.name, "sklearn")
-        loaded = LoadedModel(model=model, format="pickle", framework=framework,
-                             signature=infer_signature(model, framework))
-        (out / f"{spec.name}.onnx").write_bytes(convert(loaded).onnx_bytes)
+        (out / f"{spec.name}.onnx").write_bytes(converted_onnx(model))
         np.save(out / f"{spec.name}.npy", rows)
 
 

@@ -132,7 +132,7 @@ def prepare_case(suite_model: Any, workdir: Path, target: Any, say: Any) -> Any:
     result = optimize(loaded, name=suite_model.name, target=target, data=rows, batch_sizes=BATCH_SIZES,
                       registry=registry, progress=lambda m: say(f"  {m}"))
     served = registry.get(str(result.winner))
-    scorer = Scorer(registry.artifact_path(served), target=target, runtime_plan=served.source["runtime"])
+    scorer = Scorer.from_registry(served.ref, target, registry=registry)
     scorer.warmup()
     reference = native(loaded)
     names = list(reference.outputs(rows[:2]))

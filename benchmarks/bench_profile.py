@@ -1,4 +1,4 @@
-"""Does `mlc profile` tell the truth? Its prediction against a re-measurement, its latency against wrk's.
+"""Does `mlc profile` tell the truth? Its reported p99 against a re-measurement, its latency against wrk's.
 
     python benchmarks/bench_profile.py            # full grid (~3-4 min on 2 cores)
     python benchmarks/bench_profile.py --quick    # hill-climbing search instead of the grid
@@ -7,10 +7,11 @@ The model is the optimize suite's random forest (mlc.bench.suite "forest-100":
 RandomForestClassifier, 100 trees of depth 10, 30 float32 features, fixed seed), converted by
 skl2onnx with ZipMap off and registered into a throw-away registry.
 
-1. Prediction: `mlc profile` (in-process, target cpu-2) with a tight SLO recommends a
-   configuration and predicts its p99 at the per-replica rate. The recommended configuration
-   is then built afresh and held at that rate for REPEATS x REPEAT_S; the measured p99 (median
-   of the repeats) is set beside the prediction.
+1. Reported p99: `mlc profile` (in-process, target cpu-2) with a tight SLO recommends a
+   configuration and reports its p99 at the per-replica rate (the worst p99 of its own
+   confirmation runs at that rate, not an interpolation). The recommended configuration is then
+   built afresh and held at that rate for REPEATS x REPEAT_S; the re-measured p99 (median of the
+   repeats) is set beside the reported one.
 2. Outside client: `mlc serve` with the recommended settings is measured at the same light,
    paced load by mlc's http mode (locust, open loop) and by wrk (one connection, paced with
    wrk's delay(); apt-get install wrk), in interleaved rounds. Both p50s are reported: mlc's from the scheduled send
@@ -153,11 +154,11 @@ def markdown(body: dict[str, Any]) -> str:
     p = body["prediction"]
     repeats = ", ".join(f"{r['p99_ms']:.2f}" for r in p["repeats"])
     lines = [
-        "# mlc profile: prediction and outside-client agreement", "",
+        "# mlc profile: reported p99 and outside-client agreement", "",
         f"Model: {body['model']}. Target cpu-2, SLO p99 <= {SLO_MS:g} ms, rate {RATE:g}/s, search {body['search']}.",
         "", "## Predicted vs measured p99 (in-process)", "",
-        "| configuration | per-replica rate/s | predicted p99 ms | measured p99 ms (median of repeats) | "
-        "repeats p99 ms | measured / predicted |", "|---|---:|---:|---:|---|---:|",
+        "| configuration | per-replica rate/s | reported p99 ms | re-measured p99 ms (median of repeats) | "
+        "repeats p99 ms | re-measured / reported |", "|---|---:|---:|---:|---|---:|",
         f"| {p['configuration']} | {p['per_replica_rps']:,.0f} | {p['predicted_p99_ms']:.2f} | "
         f"{p['measured_p99_ms']:.2f} | {repeats} | {p['ratio']:.2f} |",
         "", f"Measured p99 meets the SLO: {'yes' if p['meets_slo'] else 'no'}.",

@@ -4,7 +4,8 @@
     python benchmarks/bench_trees.py --quick    # fewer training rows, shorter timing budget
 
 Models: the tree models of mlc.bench.suite.FULL (same builders, seeds and float32 data as
-`bench_optimize.py`), converted with skl2onnx / onnxmltools (ZipMap off). At batch 1, 32 and
+`bench_optimize.py`), converted as `mlc optimize` converts them (mlc.convert: ZipMap off, the
+converters' threshold repairs). At batch 1, 32 and
 1024, interleaved in one process (mlc.timing.measure, medians):
 - mlc-1t / mlc-all: mlc.trees' kernel on one thread / all cores;
 - ort-1t / ort-all: the converted graph in an ONNX Runtime CPU session, 1 / all intra-op threads;
@@ -43,27 +44,6 @@ SAME_ROW = ("mlc-1t", "ort-1t")
 TREE_MODELS = ("forest-100", "hist-gb-200", "gb-regressor-200", "xgboost-300", "lightgbm-300")
 TOLERANCE = 1e-5
 DISTINCT_ROWS = 256  # rows of the batches each contender cycles through
-
-
-def convert(model: Any, n_features: int) -> bytes:
-    """The converters' graph with ZipMap off, float32 input."""
-    name = type(model).__module__.split(".")[0]
-    if name == "xgboost":
-        from onnxmltools import convert_xgboost
-        from onnxmltools.convert.common.data_types import FloatTensorType
-
-        return convert_xgboost(model, initial_types=[("input", FloatTensorType([None, n_features]))],
-                               target_opset=15).SerializeToString()
-    if name == "lightgbm":
-        from onnxmltools import convert_lightgbm
-        from onnxmltools.convert.common.data_types import FloatTensorType
-
-        return convert_lightgbm(model, initial_types=[("input", FloatTensorType([None, n_features]))],
-                                target_opset=15, zipmap=False).SerializeToString()
-    from skl2onnx import to_onnx
-
-    options = {id(model): {"zipmap": False}} if hasattr(model, "classes_") else None
-    return to_onnx(model, np.zeros((1, n_features), np.float32), options=options).SerializeToString()
 
 
 def native_one_thread(model: Any) -> Any:
@@ -139,12 +119,13 @@ def check(outputs: dict[str, np.ndarray], ref: dict[str, np.ndarray], name: str)
 
 
 def bench_model(entry: Any, budget_s: float, say: Any) -> dict[str, Any]:
+    from mlc.bench.suite import converted_onnx
     from mlc.timing import measure
 
     started = time.perf_counter()
     model, x = entry.train()
     trained = time.perf_counter()
-    onnx_bytes = convert(model, entry.n_features)
+    onnx_bytes = converted_onnx(model)
     calls = contenders(model, onnx_bytes)
     compiled = time.perf_counter()
     result: dict[str, Any] = {"description": entry.description, "train_s": round(trained - started, 1),

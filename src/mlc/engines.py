@@ -20,7 +20,6 @@ class Predictor:
 
     def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
-        self.output_names = list(scorer.output_names)
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self.scorer.predict(x)
@@ -33,12 +32,10 @@ class Predictor:
 
 
 def predictor(artifact: Artifact) -> Predictor:
-    from mlc.runtime.scorer import TREES, Scorer
+    from mlc.runtime.scorer import TREES, EngineChoice, RuntimePlan, Scorer
 
-    engine: dict[str, Any] = {"engine": artifact.engine}
-    if artifact.engine == TREES:
-        engine["n_threads"] = int(artifact.engine_options.get("n_threads", 1))
-    plan = {"session": artifact.session.to_dict(), "engines": [engine]}
+    threads = int(artifact.engine_options.get("n_threads", 1)) if artifact.engine == TREES else None
+    plan = RuntimePlan(artifact.session, (EngineChoice(artifact.engine, n_threads=threads),))
     scorer = Scorer(artifact.onnx_bytes, runtime_plan=plan)
     if artifact.engine == TREES and scorer.engine_for(1) != TREES:
         raise UnsupportedModelError("the tree kernel does not support this graph",

@@ -203,13 +203,11 @@ class Plan:
 
     def runtime(self) -> dict[str, Any]:
         """The runtime plan the Scorer reads from a version's source record."""
-        engines = []
-        for candidate, max_rows in self.parts:
-            entry: dict[str, Any] = {"engine": candidate.engine, "max_rows": max_rows}
-            if candidate.engine == "mlc-trees":
-                entry["n_threads"] = candidate.threads
-            engines.append(entry)
-        return {"session": self.primary.artifact.session.to_dict(), "engines": engines}
+        from mlc.runtime.scorer import TREES, EngineChoice, RuntimePlan
+
+        engines = tuple(EngineChoice(c.engine, max_rows, c.threads if c.engine == TREES else None)
+                        for c, max_rows in self.parts)
+        return RuntimePlan(self.primary.artifact.session, engines).to_dict()
 
 
 def plans(candidates: Sequence[Candidate], batch_sizes: Sequence[int]) -> list[Plan]:

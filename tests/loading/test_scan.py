@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from joblib.numpy_pickle import NumpyUnpickler
 
 from mlc.loading import scan_pickle
-from mlc.loading._pickle_load import _py3_name
+from mlc.loading._pickle_scan import _py3_name
 
 # Leaves that pickle through globals (classes, reconstructors, numpy arrays) and plain ones.
 _arrays = st.sampled_from(

@@ -39,6 +39,36 @@ def test_bad_flags_are_usage_errors(tiny_ref, tmp_path):
     assert runner.invoke(profile_cmd, [tiny_ref, "--slo-p99-ms", "0"]).exit_code == 2
 
 
+def test_a_url_that_does_not_serve_the_model_is_refused_before_measuring(tiny_ref, tmp_path):
+    """--url is checked first: a server that answers 404 for the model gets the --model-name hint."""
+    skip_without_locust()
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    out = tmp_path / "out"
+    runner = CliRunner()
+    try:
+        result = runner.invoke(profile_cmd, [tiny_ref, "--mode", "http", "--url", url, "--out-dir", str(out)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "answers HTTP 404 for model 'tiny'" in said and "--model-name" in said
+    result = runner.invoke(profile_cmd, [tiny_ref, "--mode", "http", "--url", url, "--out-dir", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "cannot reach a KServe v2 server" in said  # the server is gone now
+    assert not out.exists()  # nothing measured, nothing written
+
+
 @pytest.mark.slow
 def test_quick_profile_of_a_tiny_model_writes_its_reports_and_records_them(tiny_ref, tmp_path):
     """cpu-8 on this machine: the figures must be extrapolated from measured 1-core and all-core points."""

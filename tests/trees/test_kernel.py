@@ -55,19 +55,18 @@ def test_input_is_converted_or_refused() -> None:
 
 
 @pytest.mark.parametrize("name", ["rf-binary", "rf-multi", "hgb-binary", "lgbm-reg", "xgb-multi"])
-def test_compiled_call_matches_the_python_paths_exactly(name: str, eval_rows: np.ndarray) -> None:
-    """The C entry (TreeCall) runs the same numba code as the Python paths: equal bit for bit."""
+def test_compiled_call_matches_the_python_path_exactly(name: str, eval_rows: np.ndarray) -> None:
+    """The C entry (TreeCall) runs the same numba code as the Python method: equal bit for bit."""
     proto, _ = converted(name)
     kernel = compile_tree_ensemble(proto)
     assert isinstance(kernel.predict.__self__, core.TreeCall)
-    general, closure = TreeKernel.predict.__get__(kernel), kernel._fast_predict()
+    general = TreeKernel.predict.__get__(kernel)
     for n in BATCHES:
         x = np.ascontiguousarray(eval_rows[:n])
-        got = kernel.predict(x)
-        for other in (general(x), closure(x)):
-            assert list(got) == list(other)
-            for key in got:
-                np.testing.assert_array_equal(got[key], other[key], err_msg=f"{name} {key} n={n}")
+        got, other = kernel.predict(x), general(x)
+        assert list(got) == list(other)
+        for key in got:
+            np.testing.assert_array_equal(got[key], other[key], err_msg=f"{name} {key} n={n}")
 
 
 def test_compiled_call_takes_any_layout_of_the_rows() -> None:
@@ -117,7 +116,7 @@ def test_pure_python_mode_scores_without_the_extension() -> None:
                           cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr
     kernel = compile_tree_ensemble(converted("rf-binary")[0])
-    assert proc.stdout.split(maxsplit=1) == ["NoneType", str(kernel.predict(np.zeros((3, 5), np.float32))["label"]
+    assert proc.stdout.split(maxsplit=1) == ["TreeKernel", str(kernel.predict(np.zeros((3, 5), np.float32))["label"]
                                                           .tolist()) + "\n"]
 
 

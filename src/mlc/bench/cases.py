@@ -41,9 +41,7 @@ def _variants(loaded: Any, registry: Registry, served: ModelVersion, target: Har
         tool = artifact.steps[0].notes.get("tool", loaded.framework)
         variants.append(ort_default_variant(artifact.onnx_bytes, available_providers(target.execution_providers),
                                             f"{tool} conversion, onnxruntime default session options"))
-    # What Scorer.from_registry does, but on the given registry (the suite's is a scratch one).
-    scorer = Scorer(registry.artifact_path(served), target, runtime_plan=served.source.get("runtime"),
-                    signature=served.signature)
+    scorer = Scorer.from_registry(served.ref, target, registry=registry)  # the suite's scratch registry
     engines = ", ".join(name + (f" up to {rows} rows" if rows else "") for name, rows in scorer.engines)
     chain = " -> ".join(s["pass"] for s in _steps(served)) or "no graph passes"
     variants.append(scorer_variant(scorer, f"{served.ref}: {chain}; served by the Scorer via {engines}",

@@ -51,6 +51,19 @@ class SuiteModel:
         return model, np.ascontiguousarray(x[self.train_rows:])
 
 
+def converted_onnx(model: Any) -> bytes:
+    """A trained suite model as `mlc optimize` converts it (mlc.convert, before any pass)."""
+    from mlc.convert import convert
+    from mlc.loading import infer_signature
+    from mlc.loading.model import LoadedModel
+
+    package = type(model).__module__.split(".")[0]
+    framework = package if package in ("xgboost", "lightgbm") else "sklearn"
+    loaded = LoadedModel(model=model, format="pickle", framework=framework,
+                         signature=infer_signature(model, framework))
+    return convert(loaded).onnx_bytes
+
+
 def _data(n_features: int, n_classes: int | None, rows: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_classification, make_regression
 

@@ -34,7 +34,8 @@ def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
 @click.option("--max-label-disagreement", type=float, default=0.005, show_default=True,
               help="Lossy passes: the largest share of rows whose label may change.")
 @click.option("--max-abs-error", type=float, default=0.05, show_default=True,
-              help="Lossy passes: the largest absolute change of a probability or output.")
+              help="Lossy passes: the largest error of a probability or output, relative to "
+                   "max(1, |original|) (absolute for probabilities).")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Also write the winner's ONNX here.")
 @click.option("--tree-strategy", type=click.Choice(["gemm", "tree_traversal", "auto"]),
               help="GPU targets: force how tree ensembles become tensor ops (default: measure both, keep the faster).")

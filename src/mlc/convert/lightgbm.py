@@ -54,8 +54,10 @@ def _booster(model: Any) -> Any:
 
 
 def booster_objective(model: Any) -> str:
-    """'binary', 'multiclass', 'regression', ... as LightGBM records it."""
-    return str(_booster(model).dump_model(num_iteration=0).get("objective", "")).split()[0]
+    """'binary', 'multiclass', 'regression', ... as LightGBM records it (aliases such as 'softmax' resolved)."""
+    # The first iteration only: num_iteration=0 would dump every tree just to read this one field.
+    objective = str(_booster(model).dump_model(num_iteration=1).get("objective", "")).split()
+    return objective[0] if objective else ""
 
 
 def split_thresholds(model: Any) -> dict[int, np.ndarray]:
@@ -70,11 +72,6 @@ def split_thresholds(model: Any) -> dict[int, np.ndarray]:
             found.setdefault(int(node["split_feature"]), []).append(float(node["threshold"]))
         stack += [node["left_child"], node["right_child"]]
     return {feature: np.asarray(values) for feature, values in found.items()}
-
-
-def _is_classifier(model: Any) -> bool:
-    return hasattr(model, "predict_proba") or booster_objective(model) in ("binary", "multiclass",
-                                                                           "multiclassova")
 
 
 class LightGBMConverter(Converter):
@@ -108,7 +105,8 @@ class LightGBMConverter(Converter):
         name = type(model).__name__
         if (probabilistic := sklearn_api_native(model)) is not None:
             return probabilistic
-        if _is_classifier(model):
+        # A raw Booster (or a wrapper without predict_proba): loading set the task from LightGBM's objective.
+        if loaded.signature.task == "classification":
             return NativeModel(_booster_classifier_outputs(model), model.predict, "Booster.predict")
         return NativeModel(regressor_outputs(model.predict), model.predict, f"{name}.predict")
 

@@ -14,7 +14,6 @@ the objects built, by an unpickler whose `find_class` enforces the same list:
 
 from __future__ import annotations
 
-import _compat_pickle
 import contextlib
 import functools
 import lzma
@@ -27,7 +26,7 @@ from typing import IO, Any
 
 from mlc.errors import MissingDependencyError, MlcError, ModelFormatError, UnsafeModelError
 from mlc.loading import _allowlist
-from mlc.loading._pickle_scan import PickleScanError, ScanResult, scan_stream
+from mlc.loading._pickle_scan import PickleScanError, ScanResult, _py3_name, scan_stream
 
 _OPTIONAL = {"xgboost": "XGBoost", "lightgbm": "LightGBM"}
 
@@ -67,13 +66,6 @@ def _open_stream(path: Path) -> Iterator[IO[bytes]]:
                         "load it with joblib in a trusted environment and save it again",
                     )
                 yield stream
-
-
-def _py3_name(module: str, name: str) -> tuple[str, str]:
-    """Python 2 names (protocols 0-2) as pickle's fix_imports maps them."""
-    if (module, name) in _compat_pickle.NAME_MAPPING:
-        return _compat_pickle.NAME_MAPPING[(module, name)]
-    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 class _RestrictedCUnpickler(pickle.Unpickler):

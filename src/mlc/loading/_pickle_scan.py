@@ -88,6 +88,13 @@ class _Dict:
         return dict(self.pairs)
 
 
+def _py3_name(module: str, name: str) -> tuple[str, str]:
+    """Python 2 names (protocols 0-2) as pickle's fix_imports maps them."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 def _global_name(sym: Any) -> str | None:
     return sym.name if isinstance(sym, _Sym) and sym.kind == "global" else None
 
@@ -135,10 +142,7 @@ class _Scanner:
     def make_global(self, module: str, name: str) -> _Sym:
         if self.proto < 3:
             # What pickle.Unpickler(fix_imports=True) does with Python 2 names.
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
+            module, name = _py3_name(module, name)
         qualified = f"{module}.{name}"
         self.record(qualified)
         return _Sym("global", name=qualified)

@@ -6,6 +6,7 @@ import numbers
 from typing import Any
 
 from mlc.errors import UsageError
+from mlc.loading.model import FRAMEWORKS
 from mlc.signature import Signature, TensorSpec, tabular
 
 # ai.onnx.ml operators whose attributes name the classes, and those that regress.
@@ -83,11 +84,9 @@ def _sklearn_signature(model: Any) -> Signature:
 def _lightgbm_signature(model: Any) -> Signature:
     if hasattr(model, "n_features_in_") or not hasattr(model, "num_feature"):
         return _sklearn_signature(model)  # LGBMModel: the scikit-learn API
-    params = getattr(model, "params", None) or {}
-    objective = str(params.get("objective") or "")
-    if not objective:
-        objective = str(model.dump_model(num_iteration=1).get("objective", ""))
-    objective = objective.split()[0] if objective else ""
+    # The objective as the model records it: `params` keeps the alias it was trained with ('softmax', 'ova').
+    recorded = str(model.dump_model(num_iteration=1).get("objective", "")).split()
+    objective = recorded[0] if recorded else ""
     if objective in _LIGHTGBM_CLASSIFICATION:
         n_classes = 2 if objective == "binary" else int(model.num_model_per_iteration())
         sig = _table(model.num_feature(), "classification", list(range(n_classes)))
@@ -166,4 +165,4 @@ def infer_signature(model: Any, framework: str) -> Signature:
         return _lightgbm_signature(model)
     if framework == "onnx":
         return _onnx_signature(model)
-    raise UsageError(f"unknown framework {framework!r}", "one of: sklearn, xgboost, lightgbm, onnx")
+    raise UsageError(f"unknown framework {framework!r}", f"one of: {', '.join(FRAMEWORKS)}")

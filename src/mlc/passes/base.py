@@ -21,9 +21,6 @@ from mlc.errors import ConflictError, NotFoundError
 from mlc.runtime.session import SessionConfig
 from mlc.targets import HardwareTarget
 
-# Engines a runtime plan can name: ONNX Runtime, or mlc's compiled tree kernel.
-ENGINES = ("ort", "mlc-trees")
-
 
 @dataclass(frozen=True)
 class Step:

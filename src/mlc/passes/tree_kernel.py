@@ -36,9 +36,9 @@ class TreeKernel(Pass):
             return "no tree ensemble in the graph"
         if self.config.n_threads > target.cores:
             return f"{self.config.n_threads} threads exceed the target's {target.cores} cores"
-        from mlc.trees import compile_tree_ensemble
+        from mlc.trees import supports_tree_ensemble
 
-        if compile_tree_ensemble(artifact.proto, n_threads=self.config.n_threads) is None:
+        if not supports_tree_ensemble(artifact.proto):
             return "the tree kernel does not support this graph's operators or attributes"
         return None
 

@@ -21,6 +21,16 @@ def usable_cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def cores_apart(cores: Iterable[int] | None) -> list[int] | None:
+    """The usable cores outside `cores`, for the load generator to keep off the cores measured.
+
+    None when nothing is pinned or no core is left; read it before pinning narrows this process's mask.
+    """
+    if not cores:
+        return None
+    return sorted(set(usable_cores()) - set(cores)) or None
+
+
 def _threads(pid: int) -> list[int]:
     try:
         return [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,11 @@ class Timings:
     sent: np.ndarray
     done: np.ndarray
     ok: np.ndarray
+
+
+def probe_rate(times: list[float], parallel: int) -> float:
+    """A safe first rate: half of what `parallel` servers achieve at these sequential request times (s)."""
+    return 0.5 * parallel / max(statistics.median(times), 1e-6)
 
 
 def summarize(t: Timings, *, offered_rps: float, window: tuple[float, float], slo_ms: float) -> dict[str, Any]:

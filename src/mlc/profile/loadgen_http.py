@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,8 +36,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from mlc.errors import MlcError
-from mlc.profile.affinity import pin_tree, usable_cores
-from mlc.profile.latency import Timings, point_from, summarize
+from mlc.profile.affinity import cores_apart, pin_tree, usable_cores
+from mlc.profile.latency import Timings, point_from, probe_rate, summarize
 from mlc.profile.results import LoadPoint, ServingConfig
 from mlc.profile.sampling import ProcessSampler
 from mlc.profile.server import ServerProcess, listening_pid
@@ -122,7 +121,7 @@ class HttpBench:
             raise MlcError(f"cannot send inference requests to {self.url}: {exc}") from exc
         finally:
             conn.close()
-        return 0.5 * self.config.workers / max(statistics.median(times), 1e-6)
+        return probe_rate(times, self.config.workers)
 
     def ladder(self, rates: list[float], stop_on_fail: bool = True) -> list[LoadPoint]:
         """Hold each rate for one point's duration in one locust run; upgrade the generator if it was the limit."""
@@ -269,11 +268,11 @@ class HttpLoad:
     def open(self, config: ServingConfig, sampler: ProcessSampler, cores: list[int] | None = None,
              ) -> Iterator[HttpBench]:
         """The configuration served over HTTP for the block's length; `cores` pins the server."""
-        others = sorted(set(usable_cores()) - set(cores)) if cores else None
+        others = cores_apart(cores)
         if self.url is not None:
             if cores:
                 pin_tree(self.serving_pids(), cores)
-            yield HttpBench(self, self.url, config, sampler, others or None, len(cores) if cores else None)
+            yield HttpBench(self, self.url, config, sampler, others, len(cores) if cores else None)
             return
         server = ServerProcess(self._ref, config, self._serve_target)
         self._server = server
@@ -281,7 +280,7 @@ class HttpLoad:
             server.start()
             if cores:
                 pin_tree([server.pid or 0], cores)
-            yield HttpBench(self, server.url, config, sampler, others or None, len(cores) if cores else None)
+            yield HttpBench(self, server.url, config, sampler, others, len(cores) if cores else None)
         finally:
             self._server = None
             server.stop()

@@ -10,7 +10,6 @@ and any lateness of the scheduler itself are counted.
 from __future__ import annotations
 
 import os
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from mlc.errors import MlcError, UsageError
-from mlc.profile.affinity import pinned_self, usable_cores
+from mlc.profile.affinity import cores_apart, pinned_self
 from mlc.profile.arrivals import arrival_offsets
-from mlc.profile.latency import Timings, point_from, summarize
+from mlc.profile.latency import Timings, point_from, probe_rate, summarize
 from mlc.profile.results import LoadPoint, ServingConfig
 from mlc.profile.sampling import ProcessSampler
 from mlc.runtime.batcher import DynamicBatcher
@@ -70,7 +69,7 @@ class InProcessBench:
             start = time.perf_counter()
             self._batcher.submit(self._rows[i % len(self._rows)]).result()
             times.append(time.perf_counter() - start)
-        return 0.5 * self.config.instances / max(statistics.median(times), 1e-6)
+        return probe_rate(times, self.config.instances)
 
     def ladder(self, rates: list[float], stop_on_fail: bool = True) -> list[LoadPoint]:
         """Hold each rate for one point's duration, in order; after a point that misses the SLO, stop."""
@@ -166,7 +165,7 @@ class InProcessLoad:
     def open(self, config: ServingConfig, sampler: ProcessSampler, cores: list[int] | None = None,
              ) -> Iterator[InProcessBench]:
         """The configuration served in this process (pinned to `cores` if given) for the block's length."""
-        others = sorted(set(usable_cores()) - set(cores)) if cores else None  # read before pinning narrows it
+        others = cores_apart(cores)  # read before pinning narrows it
         with pinned_self(cores):
             scorer = self.scorer(config.intra_op_threads)
             shape = tuple(scorer.signature.inputs[0].shape[1:])

@@ -188,7 +188,12 @@ class Recommendation:
     notes: tuple[str, ...] = ()
 
     def serve_settings(self) -> dict[str, Any]:
-        """What `mlc serve` reads from the registry as its defaults."""
+        """The recommended serving settings, as recorded with the version and shown in the report.
+
+        `mlc serve` reads max_batch_size, max_queue_delay_us and instances from the registry as
+        its defaults; workers and intra_op_threads are advice only: serve takes --workers from its
+        flags and shares the target's cores among its workers and instances for session threads.
+        """
         c = self.config
         return {"max_batch_size": c.max_batch_size, "max_queue_delay_us": c.max_queue_delay_us,
                 "instances": c.instances, "workers": c.workers, "intra_op_threads": c.intra_op_threads}

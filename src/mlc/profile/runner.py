@@ -25,17 +25,19 @@ from mlc.profile.loadgen_http import Endpoint, HttpLoad
 from mlc.profile.loadgen_inprocess import InProcessLoad
 from mlc.profile.results import ConfigResult, ProfileResult, Recommendation, ServingConfig, choose
 from mlc.profile.sampling import ProcessSampler
+from mlc.profile.server import model_ready
 from mlc.profile.sizing import DEFAULT_HEADROOM, extrapolate, recommend
 from mlc.profile.sweep import Space, Sweep
 from mlc.registry import ModelVersion, Registry
 from mlc.runtime.scorer import RuntimePlan
 from mlc.runtime.session import available_providers
+from mlc.serve.codec import datatype_of
 from mlc.targets import HardwareTarget, get_target
 
 MODES = ("inprocess", "http")
 _CONFIRM_TRIES = 3
-# KServe v2 datatype names of the numpy dtypes a model input can have.
-_V2_DATATYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
+# The input dtypes the profiler makes request data for (see Endpoint.bodies).
+_SENDS_DTYPES = ("float32", "float64", "int64", "int32", "bool")
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,10 @@ def _load(mv: ModelVersion, registry: Registry, hw: HardwareTarget, opts: Profil
         return
     if importlib.util.find_spec("locust") is None:
         raise MissingDependencyError("locust", "profile", "--mode http")
-    yield HttpLoad(_endpoint(mv, opts), ref=mv.ref, serve_target=_serve_target(hw, measured_cores, scratch),
+    endpoint = _endpoint(mv, opts)
+    if opts.url:
+        model_ready(opts.url, endpoint.model_name)  # a wrong URL or name fails here, with a hint
+    yield HttpLoad(endpoint, ref=mv.ref, serve_target=_serve_target(hw, measured_cores, scratch),
                    url=opts.url, workdir=scratch, **common)
 
 
@@ -223,10 +228,9 @@ def _endpoint(mv: ModelVersion, opts: ProfileOptions) -> Endpoint:
     if not all(isinstance(d, int) for d in shape):
         raise UsageError(f"{mv.ref}'s input {spec.name} has free dimensions {spec.shape}; "
                          "the profiler needs a fixed row shape")
-    datatype = _V2_DATATYPES.get(spec.dtype)
-    if datatype is None:
-        raise UsageError(f"{mv.ref}'s input is {spec.dtype}; the profiler sends {', '.join(_V2_DATATYPES)}")
-    return Endpoint(opts.model_name or mv.name, spec.name, datatype, tuple(int(d) for d in shape))
+    if spec.dtype not in _SENDS_DTYPES:
+        raise UsageError(f"{mv.ref}'s input is {spec.dtype}; the profiler sends {', '.join(_SENDS_DTYPES)}")
+    return Endpoint(opts.model_name or mv.name, spec.name, datatype_of(spec.dtype), tuple(int(d) for d in shape))
 
 
 def _serve_target(hw: HardwareTarget, measured_cores: int, scratch: Path) -> str:

@@ -189,13 +189,14 @@ class Registry:
                         conn.execute(s.tags.insert().values(name=name, version=version, key=key, value=value))
                     for alias in aliases:
                         self._set_alias(conn, name, alias, version)
-                return self.get(f"{name}:{version}")
+                break
             except (SAIntegrityError, OperationalError):
                 # Another process took this version number (or held the lock too long): try the next.
                 if attempt == _RETRIES - 1:
                     raise
                 time.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Read back outside the retry: a failed read must not insert the version a second time.
+        return self.get(f"{name}:{version}")
 
     def set_tags(self, ref: str, tags: dict[str, str], remove: list[str] | tuple[str, ...] = ()) -> ModelVersion:
         mv = self.get(ref)

@@ -2,8 +2,9 @@
 
 The kernels are numba functions with explicit signatures, so they are compiled
 when this module is imported (and cached on disk with cache=True), never on a
-request: importing this module is the warm-up point, and the server does it at
-startup. Explicit signatures also turn an unexpected dtype into an error
+call: importing this module is the warm-up point. They are a library API for
+scoring code (mlc.runtime exports them); mlc serve does not use them, since the
+converted graphs already emit labels. Explicit signatures also turn an unexpected dtype into an error
 instead of a silent compile in the middle of serving; the wrappers below cast
 inputs to one of the compiled types first. The kernels run without the GIL.
 

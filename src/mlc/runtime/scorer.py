@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -24,6 +24,9 @@ from mlc.errors import InvalidInputError, ModelFormatError, NotFoundError, Unsup
 from mlc.runtime.session import SessionConfig, create_session, default_session_config
 from mlc.signature import Signature, TensorSpec
 from mlc.targets import HardwareTarget, get_target
+
+if TYPE_CHECKING:
+    from mlc.registry import Registry
 
 ModelSource = str | os.PathLike[str] | bytes | onnx.ModelProto
 Engine = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -48,6 +51,13 @@ class EngineChoice:
     max_rows: int | None = None  # the largest batch it serves; None: any size
     n_threads: int | None = None  # threads of the mlc-trees kernel; None: the session's intra-op threads
 
+    def __post_init__(self) -> None:
+        if self.engine not in _ENGINES:
+            raise UsageError(f"runtime plan names unknown engine {self.engine!r}",
+                             f"known engines: {', '.join(_ENGINES)}")
+        if self.max_rows is not None and self.max_rows < 1:
+            raise UsageError(f"runtime plan: max_rows of engine {self.engine} must be at least 1")
+
 
 @dataclass(frozen=True)
 class RuntimePlan:
@@ -69,21 +79,17 @@ class RuntimePlan:
         )
         engines = []
         for entry in data.get("engines") or [{"engine": ORT}]:
-            if entry.get("engine") not in _ENGINES:
-                raise UsageError(f"runtime plan names unknown engine {entry.get('engine')!r}",
-                                 f"known engines: {', '.join(_ENGINES)}")
             max_rows = entry.get("max_rows")
-            if max_rows is not None and int(max_rows) < 1:
-                raise UsageError(f"runtime plan: max_rows of engine {entry['engine']} must be at least 1")
-            engines.append(EngineChoice(entry["engine"], None if max_rows is None else int(max_rows),
+            engines.append(EngineChoice(entry.get("engine"), None if max_rows is None else int(max_rows),
                                         entry.get("n_threads")))
         return cls(session=session, engines=tuple(engines))
 
     def to_dict(self) -> dict[str, Any]:
+        """The record from_dict reads (the `runtime` of an optimized version's source)."""
         return {
             "session": self.session.to_dict(),
-            "engines": [{"engine": e.engine, "max_rows": e.max_rows, "n_threads": e.n_threads}
-                        for e in self.engines],
+            "engines": [{"engine": e.engine, "max_rows": e.max_rows}
+                        | ({} if e.n_threads is None else {"n_threads": e.n_threads}) for e in self.engines],
         }
 
 
@@ -105,8 +111,8 @@ class Scorer:
             self.plan = RuntimePlan.from_dict(runtime_plan, self.target)
         else:
             self.plan = RuntimePlan.default(self.target)
-        proto = _load_proto(model)
-        self._session = create_session(proto.SerializeToString(), self.plan.session)
+        proto, data = _load_model(model)
+        self._session = create_session(data, self.plan.session)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise UnsupportedModelError(
@@ -143,18 +149,19 @@ class Scorer:
         self._ort_call: Engine = self._run_bound if self.on_gpu else self._run_ort
         self.cuda_graphs = False  # whether GPU calls replay captured CUDA graphs (see cuda_graph.py)
         if self.on_gpu and all(isinstance(d, int) for d in self._tail):
-            self._ort_call = self._with_cuda_graphs(proto)
-        self._tree_kernel: Any = None  # mlc.trees' TreeKernel, when the plan uses it and it applies
+            self._ort_call = self._with_cuda_graphs(data)
         self._routes: list[tuple[int | None, str, Engine]] = self._build_routes(proto)
         # With one engine for every size, predict skips routing.
         self._only: Engine | None = self._routes[0][2] if len(self._routes) == 1 else None
 
     @classmethod
-    def from_registry(cls, ref: str, target: HardwareTarget | str | None = None) -> Scorer:
-        """The scorer of a registered version ("name", "name:3", "name@prod"), with its recorded plan."""
+    def from_registry(cls, ref: str, target: HardwareTarget | str | None = None, *,
+                      registry: Registry | None = None) -> Scorer:
+        """The scorer of a registered version ("name", "name:3", "name@prod"), with its recorded
+        plan; from the default registry (Registry.open()) unless one is given."""
         from mlc.registry import Registry
 
-        registry = Registry.open()
+        registry = registry or Registry.open()
         version = registry.get(ref)
         if str(version.format).lower() != "onnx":
             raise UnsupportedModelError(
@@ -177,7 +184,6 @@ class Scorer:
             kernel = compile_tree_ensemble(proto, n_threads=threads)
             if kernel is None:  # not a tree ensemble it handles: ONNX Runtime serves those rows
                 continue
-            self._tree_kernel = kernel
             routes.append((choice.max_rows, TREES, kernel.predict))
         routes.sort(key=lambda r: float("inf") if r[0] is None else r[0])
         if not routes or routes[-1][0] is not None:
@@ -202,12 +208,12 @@ class Scorer:
     def _run_ort(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return dict(zip(self._output_list, self._sess_run(self._output_list, {self.input_name: x}, None), strict=True))
 
-    def _with_cuda_graphs(self, proto: onnx.ModelProto) -> Engine:
+    def _with_cuda_graphs(self, data: bytes) -> Engine:
         """Replay CUDA graphs where ONNX Runtime can capture this model; else plain I/O binding."""
         from mlc.runtime.cuda_graph import CudaGraphRunner
 
         try:
-            runner = CudaGraphRunner(proto.SerializeToString(), self.plan.session, self.input_name,
+            runner = CudaGraphRunner(data, self.plan.session, self.input_name,
                                      tuple(int(d) for d in self._tail), self.input_dtype, self._run_bound)
         except Exception:  # ORT refuses capture in many ways; the bound path always works
             return self._run_bound
@@ -261,8 +267,6 @@ class Scorer:
     def warmup(self) -> None:
         """Run every engine at the target's batch sizes and at its own limit, so that lazy set-up
         (ORT's memory arena growth, numba's cache loads) is not paid by the first requests."""
-        if self._tree_kernel is not None:
-            self._tree_kernel.warmup()
         if any(d is None for d in self._tail):
             return  # free non-batch dims: no shape to invent
         limits = {max_rows for max_rows, _, _ in self._routes if max_rows is not None}
@@ -270,18 +274,22 @@ class Scorer:
             self.predict(np.zeros((rows, *self._tail), dtype=self.input_dtype))
 
 
-def _load_proto(model: ModelSource) -> onnx.ModelProto:
+def _load_model(model: ModelSource) -> tuple[onnx.ModelProto, bytes]:
+    """The model parsed (checked to be ONNX, read by the tree kernel) and as bytes (for ORT);
+    bytes given are not serialized again. A file is loaded with its external data, if any."""
     if isinstance(model, onnx.ModelProto):
-        return model
+        return model, model.SerializeToString()
     if isinstance(model, bytes | bytearray):
+        data = bytes(model)
         try:
-            return onnx.load_model_from_string(bytes(model))
+            return onnx.load_model_from_string(data), data
         except DecodeError as exc:
             raise ModelFormatError(f"the bytes given are not an ONNX model: {exc}") from exc
     path = Path(model)
     if not path.is_file():
         raise NotFoundError(f"model file {path} does not exist")
     try:
-        return onnx.load_model(str(path))
+        proto = onnx.load_model(str(path))
+        return proto, proto.SerializeToString()
     except DecodeError as exc:
         raise ModelFormatError(f"{path} is not a readable ONNX model: {exc}") from exc

@@ -9,7 +9,7 @@ InvalidInputError with what is wrong, never a bare exception (that would read as
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,6 @@ class InferRequest:
     # None: every output, each in `binary_default` encoding.
     outputs: list[RequestedOutput] | None = None
     binary_default: bool = False
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -184,7 +183,6 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferRequest:
         request_id=str(request_id) if request_id is not None else None,
         outputs=_requested_outputs(parsed),
         binary_default=bool(params.get("binary_data_output", False)),
-        parameters=params,
     )
 
 

@@ -137,10 +137,14 @@ class ServedModel:
         step = self.spec.batch.max_batch_size
         rows = x.shape[0]
         if alone and self.inline and rows <= step:
+            # Metered as _TimedScorer meters a batch, without the start stamp only batched requests need.
             started = time.perf_counter_ns()
-            outputs = self.timed.predict(self.scorer.prepare(x))
-            outputs.pop(_STARTED)
-            return outputs, 0, time.perf_counter_ns() - started
+            x = self.scorer.prepare(x)
+            predicting = time.perf_counter_ns()
+            outputs = self.scorer.predict(x)
+            done = time.perf_counter_ns()
+            self.meter.batch(rows, done - predicting)
+            return outputs, 0, done - started
         submitted = time.perf_counter_ns()
         self.meter.pending(rows)
         try:
@@ -170,6 +174,10 @@ class DataPlane:
         self.models = models
         self.board = board
         self.splits = {name: TrafficSplit(shares) for name, shares in plan.routes.items()}
+        self._by_name: dict[str, tuple[ServedModel, ...]] = {}  # models is fixed from here on
+        for (name, _), model in models.items():
+            self._by_name[name] = (*self._by_name.get(name, ()), model)
+        self._served = ", ".join(sorted(self._by_name))
         self.ready = True
         self.active_requests = 0  # HTTP requests this worker has begun and not answered (kept by the app)
 
@@ -190,11 +198,10 @@ class DataPlane:
 
     # -- lookup ------------------------------------------------------------------------------
 
-    def _versions_of(self, name: str) -> list[ServedModel]:
-        found = [m for (n, _), m in self.models.items() if n == name]
+    def _versions_of(self, name: str) -> tuple[ServedModel, ...]:
+        found = self._by_name.get(name)
         if not found:
-            served = ", ".join(sorted({n for n, _ in self.models}))
-            raise NotFoundError(f"model {name!r} is not served here", f"served models: {served}")
+            raise NotFoundError(f"model {name!r} is not served here", f"served models: {self._served}")
         return found
 
     def get(self, name: str, version: str | None) -> ServedModel:
@@ -214,8 +221,8 @@ class DataPlane:
         shares = self.splits[name].shares
         return self.models[(name, max(shares, key=lambda v: (shares[v], v)))]
 
-    def _selected(self, name: str, version: str | None) -> list[ServedModel]:
-        return self._versions_of(name) if version is None else [self.get(name, version)]
+    def _selected(self, name: str, version: str | None) -> tuple[ServedModel, ...]:
+        return self._versions_of(name) if version is None else (self.get(name, version),)
 
     # -- metadata ----------------------------------------------------------------------------
 
@@ -269,7 +276,7 @@ class DataPlane:
         }
 
     def model_stats(self, name: str | None, version: str | None) -> dict[str, Any]:
-        chosen = list(self.models.values()) if name is None else self._selected(name, version)
+        chosen = tuple(self.models.values()) if name is None else self._selected(name, version)
         keys = [(m.name, m.version) for m in chosen]
         return triton_model_stats(self.board.snapshot(), self.board.layout, keys)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -100,9 +101,8 @@ class VersionMeter:
         row[Slot.ENCODE_NS] += encode_ns
         row[Slot.LAST_INFERENCE_MS] = time.time() * 1000.0
         row[Slot.LATENCY_SUM_NS] += total_ns
-        seconds = total_ns / 1e9
-        bucket = next((i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound), len(LATENCY_BUCKETS))
-        row[self._layout.latency_at + bucket] += 1
+        # The first bucket whose bound is >= the latency (Prometheus `le`); past the last, +Inf.
+        row[self._layout.latency_at + bisect_left(LATENCY_BUCKETS, total_ns / 1e9)] += 1
 
     def failure(self, slot: Slot, total_ns: int) -> None:
         self._row[slot] += 1

@@ -41,7 +41,6 @@ class BatchSettings:
 class ServedVersion:
     name: str
     version: int
-    asked_as: str  # the reference the user typed, to say what replaced what
     batch: BatchSettings
     runtime: dict[str, Any] | None  # the runtime plan `mlc optimize` recorded, if any
     note: str = ""
@@ -126,12 +125,12 @@ class _Planner:
         self.versions: dict[tuple[str, int], ServedVersion] = {}
         self.routes: dict[str, dict[int, float]] = {}
 
-    def add(self, mv: ModelVersion, asked_as: str) -> ServedVersion:
+    def add(self, mv: ModelVersion) -> ServedVersion:
         served, note = servable(self.registry, mv)
         key = (served.name, served.version)
         if key not in self.versions:
             self.versions[key] = ServedVersion(
-                name=served.name, version=served.version, asked_as=asked_as, note=note,
+                name=served.name, version=served.version, note=note,
                 batch=_batch_settings(served, self.options, self.target, self.settings),
                 runtime=(served.source or {}).get("runtime"))
         return self.versions[key]
@@ -142,7 +141,7 @@ class _Planner:
             mv = self.registry.get(ref)
             if mv.name != spec.name:
                 raise UsageError(f"--split {spec.name}=...: {ref} is a version of {mv.name}, not of {spec.name}")
-            version = self.add(mv, ref).version
+            version = self.add(mv).version
             shares[version] = shares.get(version, 0.0) + percent
         self.registry.record_deployment(spec.name, shares)
         self.routes[spec.name] = shares
@@ -156,11 +155,11 @@ class _Planner:
             if deployment:
                 shares: dict[int, float] = {}
                 for version, percent in deployment.items():
-                    served = self.add(self.registry.get(f"{parsed.name}:{version}"), ref)
+                    served = self.add(self.registry.get(f"{parsed.name}:{version}"))
                     shares[served.version] = shares.get(served.version, 0.0) + percent
                 self.routes[parsed.name] = shares
                 return
-        served = self.add(self.registry.get(ref), ref)
+        served = self.add(self.registry.get(ref))
         # The first version named for a model answers requests that name no version.
         self.routes.setdefault(served.name, {served.version: 100.0})
 

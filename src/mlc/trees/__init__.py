@@ -4,7 +4,7 @@ Both start from the same reading of the ONNX-ML operator (``parse``) and the sam
 every node into one comparison (``layout``).
 """
 
-from mlc.trees.kernel import TreeKernel, compile_tree_ensemble
+from mlc.trees.kernel import TreeKernel, compile_tree_ensemble, supports_tree_ensemble
 from mlc.trees.parse import EnsembleGraph, TreeEnsemble, find_tree_ensemble, parse_tree_ensemble
 from mlc.trees.tensorize import tensorize_tree_ensemble
 
@@ -15,5 +15,6 @@ __all__ = [
     "compile_tree_ensemble",
     "find_tree_ensemble",
     "parse_tree_ensemble",
+    "supports_tree_ensemble",
     "tensorize_tree_ensemble",
 ]

@@ -31,7 +31,25 @@ _FLOAT32 = np.dtype(np.float32)
 
 def compile_tree_ensemble(model: onnx.ModelProto, n_threads: int = 1) -> TreeKernel | None:
     """A warmed-up kernel for ``model``, or None when the graph is not one tree ensemble with
-    a tail the kernel reproduces (see :func:`mlc.trees.parse.find_tree_ensemble`)."""
+    a tail the kernel reproduces (see :func:`supports_tree_ensemble`)."""
+    found = _kernel_graph(model)
+    if found is None:
+        return None
+    graph, tail = found
+    kernel = TreeKernel(graph, pack(graph.ensemble), tail, n_threads)
+    kernel.warmup()
+    return kernel
+
+
+def supports_tree_ensemble(model: onnx.ModelProto) -> bool:
+    """Whether compile_tree_ensemble would build a kernel for ``model``: the same checks,
+    without packing the forest or compiling anything."""
+    return _kernel_graph(model) is not None
+
+
+def _kernel_graph(model: onnx.ModelProto) -> tuple[EnsembleGraph, tuple] | None:
+    """The graph's tree ensemble and its compiled tail, or None when the kernel cannot
+    reproduce the graph (see :func:`mlc.trees.parse.find_tree_ensemble`)."""
     graph = find_tree_ensemble(model)
     if graph is None:
         return None
@@ -48,12 +66,9 @@ def compile_tree_ensemble(model: onnx.ModelProto, n_threads: int = 1) -> TreeKer
     for name in graph.output_names:
         if elem_type(out_dtypes[alias.get(name, name)]) != declared[name]:
             return None
-    packed = pack(ens)
-    if graph.n_columns is not None and graph.n_columns < packed.n_features:
+    if graph.n_columns is not None and graph.n_columns < max(ens.n_features, 1):  # pack's n_features
         return None  # ORT refuses such a graph at run time
-    kernel = TreeKernel(graph, packed, tail, n_threads)
-    kernel.warmup()
-    return kernel
+    return graph, tail
 
 
 class TreeKernel:
@@ -93,8 +108,8 @@ class TreeKernel:
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The graph's outputs for the rows of ``x`` (float32, shape (n, n_columns)).
 
-        warmup() replaces this method on the instance by a closure for the common graphs (no
-        tail ops), the same computation with less Python per call.
+        warmup() replaces this method on the instance by the compiled core's TreeCall.predict
+        for the common graphs (no tail ops): the same computation, entered from C.
         """
         try:
             n, width = x.shape
@@ -148,12 +163,13 @@ class TreeKernel:
         self._score = _entry_point(_score.score, args)
         if self._parallel_min is not None:
             self._score_parallel = _entry_point(_score.score_parallel, args)
-        if self._direct is not None:
-            self.predict = self._compiled_predict() or self._fast_predict()  # type: ignore[method-assign]
+        compiled = self._compiled_predict() if self._direct is not None else None
+        if compiled is not None:
+            self.predict = compiled  # type: ignore[method-assign]
 
     def _compiled_predict(self) -> Callable[[np.ndarray], dict[str, np.ndarray]] | None:
-        """predict through the compiled core's TreeCall (about 1 µs less per call than
-        _fast_predict), or None when mlc runs without its extension (MLC_PURE_PYTHON=1)."""
+        """predict through the compiled core's TreeCall (about 1 µs less per call than the
+        Python method), or None when mlc runs without its extension (MLC_PURE_PYTHON=1)."""
         from mlc.runtime._check_build import core
 
         tree_call = getattr(core, "TreeCall", None)
@@ -165,36 +181,6 @@ class TreeKernel:
                          self._out_dtype, self._classifier, self._direct, big, self._prepare,
                          TreeKernel.predict.__get__(self))
         return call.predict
-
-    def _fast_predict(self) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-        """predict for graphs whose outputs are the ensemble's own: locals instead of attribute
-        lookups, no environment dict (a fifth of the time at batch 1)."""
-        general = TreeKernel.predict.__get__(self)
-        score, nodes, meta, values, params = self._score, self._nodes, self._meta, self._values, self._params
-        width, k, dtype, prepare, empty = self._width, self._k, self._out_dtype, self._prepare, np.empty
-        parallel_min = self._parallel_min or np.iinfo(np.int64).max
-        classifier, no_label = self._classifier, self._no_label
-        names = [name for name, _ in self._direct]
-        label_first = self._direct[0][1] == 0
-
-        def predict(x: np.ndarray) -> dict[str, np.ndarray]:
-            try:
-                n, w = x.shape
-                if w != width or x.dtype != _FLOAT32 or not x.flags.c_contiguous:
-                    raise ValueError
-            except (AttributeError, ValueError):
-                x = prepare(x)
-                n = x.shape[0]
-            if n >= parallel_min:
-                return general(x)
-            out = empty((n, k), dtype)
-            if not classifier:
-                score(x, nodes, meta, values, params, out, no_label)
-                return {names[0]: out}
-            label = empty(n, np.int64)
-            score(x, nodes, meta, values, params, out, label)
-            return {names[0]: label, names[1]: out} if label_first else {names[0]: out, names[1]: label}
-        return predict
 
 
 @functools.cache

@@ -187,13 +187,13 @@ def _member_intervals(values: np.ndarray) -> list[tuple[float, bool, float, bool
             for v in values.tolist()]
 
 
-def pack(ens: TreeEnsemble, forest: CanonicalForest | None = None) -> PackedForest:
+def pack(ens: TreeEnsemble) -> PackedForest:
     """Lay the canonical forest out breadth-first, one tree after another.
 
     Expanding level by level over all trees at once keeps this vectorized; a shared subtree
     (a DAG) is copied, as children must sit side by side.
     """
-    forest = forest or canonicalize(ens)
+    forest = canonicalize(ens)
     is_leaf = forest.leaf >= 0
     level_v, level_tree = forest.roots.astype(np.int64), np.arange(len(forest.roots))
     levels: list[tuple[np.ndarray, np.ndarray]] = []
