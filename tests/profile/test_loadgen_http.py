@@ -43,12 +43,19 @@ def test_a_saturated_generator_is_upgraded_to_distributed_locust_and_flagged(stu
     import mlc.profile.loadgen_http as loadgen_http
 
     monkeypatch.setattr(loadgen_http, "_BUSY_PCT", -1.0)
+    runs = []
+    run_locust = loadgen_http.HttpBench._run_locust
+    monkeypatch.setattr(loadgen_http.HttpBench, "_run_locust", lambda *a: runs.append(run_locust(*a)) or runs[-1])
     load = HttpLoad(Endpoint("tiny", "X", "FP32", (4,)), ref="tiny:1", serve_target="cpu-2", url=stub_server,
                     poisson=True, duration_s=1.0, warmup_s=0.2, slo_ms=200, max_processes=2, workdir=tmp_path)
     with ProcessSampler(load.serving_pids) as sampler, load.open(ServingConfig(), sampler) as bench:
         (p,) = bench.ladder([60.0])
     assert p.loadgen_processes == 2 and p.loadgen_limited
-    assert p.sent > 30 and p.errors == 0  # both workers' timings were merged
+    first, second = runs[-1].records  # one file per worker; the master sends nothing
+    # Each worker draws its own half of the arrivals (forked workers once shared one schedule).
+    assert first["scheduled"].size != second["scheduled"].size or (first["scheduled"] != second["scheduled"]).any()
+    # Both workers' timings were merged: 60/s for the 0.8 s window is ~48 requests, a worker's half ~24.
+    assert p.sent > 30 and p.errors == 0
     assert any("re-measured with 2" in n for n in bench.notes) and any("still saturated" in n for n in bench.notes)
     result = ConfigResult(ServingConfig(), [p])
     assert result.capacity_rps == 0  # a generator-limited point is never the server's capacity

@@ -3,8 +3,8 @@
 Never import this module from mlc: locust monkey-patches the standard library with gevent at
 import time, which breaks threads, sockets and ONNX Runtime in the importing process.
 
-Open-loop load with locust: every load process precomputes its share of the arrival times
-(mlc.profile.arrivals), and its users, a pool much larger than the requests in flight, take
+Open-loop load with locust: every load process draws its own share of the arrival times
+(mlc.profile.arrivals) before its first send, and its users, a pool much larger than the requests in flight, take
 the next due time from that shared schedule, wait for it and send. A slow answer delays no
 later send, and latency is fired to locust's stats from the SCHEDULED time, so locust's own
 CSV stats count queueing too. Raw timings go to one .npz per process for exact percentiles.
@@ -41,12 +41,9 @@ class Schedule:
     """This process's arrival times and, per slot, when it was sent and answered."""
 
     def __init__(self) -> None:
-        share = [(rate / CFG["processes"], duration) for rate, duration in CFG["stages"]]
-        self.offsets, self.stage = ladder_offsets(share, poisson=CFG["poisson"], seed=CFG["seed"] + os.getpid())
-        n = self.offsets.size
-        self.sent = np.full(n, np.nan)
-        self.done = np.full(n, np.nan)
-        self.ok = np.zeros(n, dtype=bool)
+        self.offsets = self.sent = self.done = np.empty(0)
+        self.stage = np.empty(0, dtype=np.int64)
+        self.ok = np.empty(0, dtype=bool)
         self.next = 0
         self.t0: float | None = None
         self.aborted = False
@@ -59,9 +56,10 @@ class Schedule:
 
         Users are greenlets of one thread, so no lock is needed.
         """
-        now = time.perf_counter()
         if self.t0 is None:
-            self.t0 = now
+            self._draw()
+            self.t0 = time.perf_counter()
+        now = time.perf_counter()
         if self.aborted or self.next >= self.offsets.size:
             return None
         i = self.next
@@ -74,6 +72,22 @@ class Schedule:
                 return None
         self.next += 1
         return i, self.t0 + self.offsets[i]
+
+    def _draw(self) -> None:
+        """Draw this process's share of the arrivals, with a seed of its own.
+
+        Drawn at the first send, not at import: locust's --processes forks its workers after
+        importing this file, so a schedule drawn at import would be the same in every worker
+        (each arrival sent once per worker at the same instant, not a Poisson process).
+        """
+        runner = ENV.runner if ENV is not None else None
+        index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        share = [(rate / CFG["processes"], duration) for rate, duration in CFG["stages"]]
+        self.offsets, self.stage = ladder_offsets(share, poisson=CFG["poisson"], seed=CFG["seed"] + 7919 * index)
+        n = self.offsets.size
+        self.sent = np.full(n, np.nan)
+        self.done = np.full(n, np.nan)
+        self.ok = np.zeros(n, dtype=bool)
 
     def _check_stage(self, stage: int, now: float) -> None:
         """End the run if the stage just finished missed the SLO (unanswered requests count as late)."""
