@@ -4,8 +4,8 @@ Never import this module from mlc: locust monkey-patches the standard library wi
 import time, which breaks threads, sockets and ONNX Runtime in the importing process.
 
 Open-loop load with locust: every load process draws its own share of the arrival times
-(mlc.profile.arrivals) before its first send, and its users, a pool much larger than the requests in flight, take
-the next due time from that shared schedule, wait for it and send. A slow answer delays no
+(mlc.profile.arrivals) before its first send, and its users, a pool much larger than the
+requests in flight, take the next due time from that shared schedule, wait for it and send. A slow answer delays no
 later send, and latency is fired to locust's stats from the SCHEDULED time, so locust's own
 CSV stats count queueing too. Raw timings go to one .npz per process for exact percentiles.
 
