@@ -124,7 +124,7 @@ def test_ctrl_c_stops_the_run_and_still_writes_what_was_measured(tiny_ref, tmp_p
     err = "".join(lines)
     assert proc.returncode == 130, err
     body = json.loads(Path(tmp_path / "profile-tiny-1-cpu-2.json").read_text())["body"]
-    assert body["interrupted"] and body["configs"] and body["configs"][0]["points"]
+    assert body["interrupted"] and body["configs"] and body["configs"][0]["points"], err
     assert "Traceback" not in err
 
 

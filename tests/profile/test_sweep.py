@@ -35,9 +35,10 @@ class FakeBench:
 class FakeLoad:
     mode = "fake"
 
-    def __init__(self, capacity, probe=100.0) -> None:
+    def __init__(self, capacity, probe=100.0, interrupt_on_close=False) -> None:
         self.stop = threading.Event()
         self.capacity, self.probe, self.log = capacity, probe, []
+        self.interrupt_on_close = interrupt_on_close
 
     def serving_pids(self):
         return []
@@ -45,6 +46,8 @@ class FakeLoad:
     @contextmanager
     def open(self, config, sampler, cores=None):
         yield FakeBench(config, self.capacity(config), self.probe, self.log)
+        if self.interrupt_on_close:
+            raise KeyboardInterrupt  # Ctrl-C while the configuration's server shuts down
 
 
 @pytest.mark.parametrize("capacity", [50.0, 170.0, 1000.0, 5000.0])
@@ -88,3 +91,23 @@ def test_a_stop_request_ends_the_sweep():
     sweep = Sweep(load, sampler=None, max_points=6, cores=None)
     sweep.grid(Space.for_target(cores=2, gpu=False, slo_ms=20, http=False))
     assert sweep.results == []
+
+
+def test_ctrl_c_while_a_configuration_shuts_down_keeps_its_points():
+    load = FakeLoad(lambda _c: 1000.0, interrupt_on_close=True)
+    sweep = Sweep(load, sampler=None, max_points=6, cores=None)
+    sweep.quick(Space.for_target(cores=2, gpu=False, slo_ms=20, http=False))
+    assert load.stop.is_set()
+    (result,) = sweep.results  # the first configuration, measured in full; no second one was started
+    assert len(result.points) == len(load.log) and result.capacity_rps > 0
+
+
+def test_ctrl_c_during_a_points_progress_line_keeps_that_point():
+    """The line says the point was measured; the report must hold it (the interrupt lands inside the print)."""
+    def progress(message: str) -> None:
+        if "offered" in message:
+            raise KeyboardInterrupt
+
+    load = FakeLoad(lambda _c: 1000.0)
+    result = Sweep(load, sampler=None, max_points=6, cores=None, progress=progress).measure(ServingConfig())
+    assert load.stop.is_set() and result.points and result.points[0].offered_rps == load.log[0][1]

@@ -100,12 +100,16 @@ class Sweep:
         best = self.best()
         hint = best.capacity_rps if best else 0.0
         points: list[LoadPoint] = []
-        with self.load.open(config, self.sampler, cores if cores is not None else self.cores) as bench:
-            try:
+        notes: list[str] = []
+        try:
+            with self.load.open(config, self.sampler, cores if cores is not None else self.cores) as bench:
+                notes = bench.notes
                 points.extend(self._search(bench, hint))
-            except KeyboardInterrupt:
-                self.load.stop.set()  # keep this configuration's finished points; every loop checks stop
-            result = _keep_best_histogram(ConfigResult(config, points, note="; ".join(bench.notes)))
+        except KeyboardInterrupt:
+            # Keep the points finished so far, also when Ctrl-C lands while the bench shuts down
+            # (the points were already reported as measured); every loop checks stop.
+            self.load.stop.set()
+        result = _keep_best_histogram(ConfigResult(config, points, note="; ".join(notes)))
         if keep and points:
             self.results.append(result)
         return result
@@ -133,8 +137,8 @@ class Sweep:
             got = bench.ladder(rates[:budget], stop_on_fail=True)
             budget -= max(1, len(got))
             for point in got:
+                yield point  # kept first: a Ctrl-C during the progress line must not lose a measured point
                 self._report(bench.config, point)
-                yield point
                 if point.meets_slo and not point.loadgen_limited:
                     good = max(good or 0.0, point.offered_rps)
                 elif not point.meets_slo:
