@@ -144,3 +144,20 @@ def test_http_mode_measures_any_v2_url_as_it_is_configured(tiny_ref, stub_server
     mv = Registry.open().get(tiny_ref)
     assert "profile" not in mv.metrics  # another server's settings are not mlc serve's defaults
     assert "profile-tiny-1-cpu-2.json" in mv.reports
+
+
+@pytest.mark.slow
+def test_http_mode_starts_mlc_serve_with_the_configurations_layout(tiny_ref):
+    """Every setting the HTTP sweep varies reaches the server it starts: batcher, instances, threads."""
+    import urllib.request
+
+    from mlc.profile.results import ServingConfig
+    from mlc.profile.server import ServerProcess
+
+    config = ServingConfig(max_batch_size=8, max_queue_delay_us=100, instances=2, intra_op_threads=1)
+    with ServerProcess(tiny_ref, config, "cpu-2") as server:
+        with urllib.request.urlopen(f"{server.url}/v2/models/tiny/config", timeout=10) as reply:
+            model_config = json.loads(reply.read())
+        log = server.log_tail()
+    assert model_config["max_batch_size"] == 8 and model_config["instance_group"][0]["count"] == 2
+    assert "max_queue_delay_us=100 instances=2 threads=1 (from flags)" in log

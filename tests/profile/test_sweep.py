@@ -66,7 +66,10 @@ def test_the_grid_covers_every_batching_setting_and_layout_within_the_cores():
     assert all(c.cores <= 2 for c in configs)
     assert all(c.max_queue_delay_us == 0 for c in configs if c.max_batch_size == 1)
     http = Space.for_target(cores=2, gpu=False, slo_ms=20, http=True)
-    assert {(c.workers, c.intra_op_threads) for c in http.layouts} == {(1, 2), (2, 1)}
+    # Over HTTP the same instance and thread layouts as in-process, plus worker processes.
+    assert {(c.workers, c.instances, c.intra_op_threads) for c in http.layouts} == {
+        (1, 1, 1), (1, 2, 1), (1, 1, 2), (2, 1, 1)}
+    assert {(c.workers, c.instances, c.intra_op_threads) for c in space.layouts} == {(1, 1, 1), (1, 2, 1), (1, 1, 2)}
     tight = Space.for_target(cores=1, gpu=False, slo_ms=2, http=False)
     assert all(d <= 500 for d in tight.delays_us)  # a queue delay must fit well inside the SLO
 

@@ -14,6 +14,7 @@ from mlc.registry import Registry
 from mlc.runtime.scorer import RuntimePlan, Scorer
 from mlc.runtime.session import SessionConfig
 from mlc.signature import tabular
+from mlc.targets import get_target
 
 ONE_THREAD = {"session": SessionConfig(intra_op_threads=1).to_dict()}
 TREES_THEN_ORT = {**ONE_THREAD, "engines": [{"engine": "ort", "max_rows": None},
@@ -122,6 +123,18 @@ def test_default_plan_is_ort_with_one_thread_per_core(forest):
 def test_malformed_plans_are_usage_errors(forest, plan, needle):
     with pytest.raises(UsageError, match=needle):
         Scorer(forest.onnx, runtime_plan=plan)
+
+
+def test_a_serving_plan_sets_the_threads_and_stops_spinning():
+    recorded = RuntimePlan.from_dict({"session": SessionConfig(intra_op_threads=4, inter_op_threads=2,
+                                                               allow_spinning=True).to_dict(),
+                                      "engines": [{"engine": "mlc-trees", "max_rows": 8, "n_threads": 1},
+                                                  {"engine": "ort"}]}, get_target("cpu-8"))
+    served = recorded.serving(2)
+    assert (served.session.intra_op_threads, served.session.inter_op_threads) == (2, 2)
+    assert not served.session.allow_spinning
+    assert served.engines[0].n_threads == 1  # the tree kernel keeps the count optimize chose
+    assert recorded.serving(1).session.inter_op_threads == 1
 
 
 def test_plan_round_trips_through_its_dict(forest):

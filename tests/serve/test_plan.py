@@ -73,10 +73,47 @@ def test_batcher_settings_come_from_flags_then_profile_then_target(private_home)
     assert flagged.preferred_batch_sizes == (8,)  # preferred sizes above the max are dropped
 
 
+def test_a_profile_for_the_target_sets_the_whole_layout_and_flags_override_it(private_home):
+    Registry(private_home).update_metrics("iris:2", {"profile": {"target": "cpu-8", "recommendation": {
+        "max_batch_size": 16, "max_queue_delay_us": 250, "instances": 2, "intra_op_threads": 1, "workers": 3}}})
+    plan = plan_for(private_home, "iris:2", target="cpu-8")
+    (batch,) = [v.batch for v in plan.versions]
+    assert plan.workers == 3 and (batch.instances, batch.threads) == (2, 1)  # as measured, not cores // 6
+    flagged = plan_for(private_home, "iris:2", target="cpu-8", workers=1, instances=1, threads=4)
+    assert flagged.workers == 1 and (flagged.versions[0].batch.instances, flagged.versions[0].batch.threads) == (1, 4)
+    assert flagged.versions[0].batch.source == "flags"
+
+
+def test_a_profile_for_another_target_is_not_used_and_the_note_says_so(private_home):
+    Registry(private_home).update_metrics("iris:2", {"profile": {"target": "cpu-8", "recommendation": {
+        "max_batch_size": 16, "max_queue_delay_us": 250, "instances": 4, "intra_op_threads": 2, "workers": 1}}})
+    (version,) = plan_for(private_home, "iris:2", target="cpu-2").versions
+    assert version.batch.source == "target cpu-2" and version.batch.instances == 1
+    assert "profile is for target cpu-8, not cpu-2" in version.note
+
+
 def test_threads_times_workers_stay_within_the_targets_cores(private_home):
-    assert plan_for(private_home, "iris", target="cpu-8", workers=2).threads_per_session == 4
-    assert plan_for(private_home, "iris", target="cpu-8", workers=3).threads_per_session == 2
-    assert plan_for(private_home, "iris", target="cpu-2", workers=4).threads_per_session == 1
+    def threads(**flags):
+        return plan_for(private_home, "iris", **flags).versions[0].batch.threads
+
+    assert threads(target="cpu-8", workers=2) == 4 and threads(target="cpu-8", workers=3) == 2
+    assert threads(target="cpu-2", workers=4) == 1
+    assert threads(target="cpu-8", workers=1, instances=4) == 2
+
+
+def test_threads_stay_within_what_optimize_recorded(private_home):
+    reg = Registry(private_home)
+    mv = reg.get("iris:1")
+    runtime = {"session": {"intra_op_threads": 1, "inter_op_threads": 1}, "engines": [{"engine": "ort"}]}
+    reg.register("iris", reg.artifact_path("iris:1").read_bytes(), format="onnx", framework="sklearn",
+                 signature=mv.signature, source={"kind": "optimize", "parent": "iris:1", "runtime": runtime})
+    assert plan_for(private_home, "iris:3", target="cpu-8").versions[0].batch.threads == 1
+
+
+def test_oversubscribed_flags_are_served_with_a_note(private_home):
+    (version,) = plan_for(private_home, "iris:2", target="cpu-2", workers=2, instances=2, threads=2).versions
+    assert (version.batch.instances, version.batch.threads) == (2, 2)
+    assert "more threads than target cpu-2's 2 cores" in version.note
 
 
 def test_nothing_to_serve_is_a_usage_error(private_home):

@@ -13,21 +13,19 @@ from mlc.serve.plan import ServeOptions, ServePlan
 def _describe(plan: ServePlan, port: int) -> None:
     """Say where the server listens and what answers which URL, so nothing about it is a guess."""
     click.echo(f"mlc serve: listening on http://{plan.host}:{port}  "
-                  f"({plan.workers} worker{'s' if plan.workers > 1 else ''}, target {plan.target.name}, "
-                  f"{plan.threads_per_session} ONNX Runtime thread{'s' if plan.threads_per_session > 1 else ''} "
-                  "per session)")
+               f"({plan.workers} worker{'s' if plan.workers > 1 else ''}, target {plan.target.name})")
     for version in plan.versions:
         batch = version.batch
         click.echo(f"  {version.ref}  /v2/models/{version.name}/versions/{version.version}  "
-                      f"batcher: max_batch_size={batch.max_batch_size} max_queue_delay_us={batch.max_queue_delay_us} "
-                      f"instances={batch.instances} (from {batch.source})")
+                   f"batcher: max_batch_size={batch.max_batch_size} max_queue_delay_us={batch.max_queue_delay_us} "
+                   f"instances={batch.instances} threads={batch.threads} (from {batch.source})")
         if version.note:
             click.echo(f"    note: {version.note}")
     for name, shares in plan.routes.items():
         split = ", ".join(f"{name}:{v} {p:g}%" for v, p in shares.items())
         click.echo(f"  /v2/models/{name} -> {split}")
     click.echo(f"  limits: {plan.max_request_bytes:,} bytes and {plan.max_request_rows:,} rows per request; "
-                  "Ctrl-C stops after in-flight requests finish")
+               "Ctrl-C stops after in-flight requests finish")
     sys.stdout.flush()
 
 
@@ -36,8 +34,9 @@ def _describe(plan: ServePlan, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; 0.0.0.0 exposes the server to the network.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
-              help="Worker processes sharing the port, each with its own sessions and batchers.")
+@click.option("--workers", type=click.IntRange(1),
+              help="Worker processes sharing the port, each with its own sessions and batchers. "
+                   "Default: the models' profile, else 1.")
 @click.option("--target", "target_name", metavar="PROFILE",
               help="Hardware target (name or .toml); its cores are shared among workers. Default: cpu.")
 @click.option("--max-batch-size", type=click.IntRange(1),
@@ -47,12 +46,18 @@ def _describe(plan: ServePlan, port: int) -> None:
                    "profile, else 0 (a batch runs as soon as an instance is free).")
 @click.option("--max-queue-rows", type=click.IntRange(1),
               help="Rows waiting per version before requests are refused with 503.")
+@click.option("--instances", type=click.IntRange(1),
+              help="Model instances per version and worker: batches that run side by side. Default: the "
+                   "model's profile, else 1.")
+@click.option("--threads", type=click.IntRange(1),
+              help="ONNX Runtime threads per instance. Default: the model's profile, else the target's cores "
+                   "shared among workers and instances (at most what mlc optimize chose).")
 @click.option("--split", "splits", multiple=True, metavar="NAME=REF:PCT,REF:PCT",
               help="Send PCT% of unversioned requests for NAME to each REF; recorded as NAME's deployment.")
 @handle_errors
-def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int, target_name: str | None,
+def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, target_name: str | None,
               max_batch_size: int | None, max_queue_delay_us: int | None, max_queue_rows: int | None,
-              splits: tuple[str, ...]) -> None:
+              instances: int | None, threads: int | None, splits: tuple[str, ...]) -> None:
     """Serve registered models over HTTP (KServe v2 / Open Inference Protocol, Triton-compatible).
 
     REF is NAME (its recorded deployment if any, else its latest version), NAME:VERSION or
@@ -67,7 +72,7 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int, target_
 
     options = ServeOptions(
         refs=refs, host=host, port=port, workers=workers, target=target_name, max_batch_size=max_batch_size,
-        max_queue_delay_us=max_queue_delay_us, max_queue_rows=max_queue_rows,
+        max_queue_delay_us=max_queue_delay_us, max_queue_rows=max_queue_rows, instances=instances, threads=threads,
         splits=tuple(parse_split(s) for s in splits))
     plan = build_plan(options, Registry.open(), get_target(target_name), load_settings())
     serve(plan, on_ready=lambda bound: _describe(plan, bound))

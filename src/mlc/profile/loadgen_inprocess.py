@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -153,11 +152,8 @@ class InProcessLoad:
         return [os.getpid()]
 
     def scorer(self, intra_op_threads: int) -> Scorer:
-        """A Scorer with the registered runtime plan, its ONNX Runtime threads set for this configuration."""
-        plan = self._plan
-        session = plan.session.with_(intra_op_threads=intra_op_threads)
-        engines = tuple(replace(e, n_threads=intra_op_threads) if e.n_threads else e for e in plan.engines)
-        scorer = Scorer(self._path, self._target, RuntimePlan(session=session, engines=engines))
+        """A Scorer as `mlc serve` builds it for this configuration's threads."""
+        scorer = Scorer(self._path, self._target, self._plan.serving(intra_op_threads))
         scorer.warmup()
         return scorer
 

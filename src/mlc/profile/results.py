@@ -190,9 +190,8 @@ class Recommendation:
     def serve_settings(self) -> dict[str, Any]:
         """The recommended serving settings, as recorded with the version and shown in the report.
 
-        `mlc serve` reads max_batch_size, max_queue_delay_us and instances from the registry as
-        its defaults; workers and intra_op_threads are advice only: serve takes --workers from its
-        flags and shares the target's cores among its workers and instances for session threads.
+        `mlc serve` on the same target takes all five from the registry as the defaults of its
+        flags, so it serves the layout that was measured.
         """
         c = self.config
         return {"max_batch_size": c.max_batch_size, "max_queue_delay_us": c.max_queue_delay_us,

@@ -81,7 +81,8 @@ class ServerProcess:
         self._command = [
             *SERVE_COMMAND, ref, "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(config.workers), "--max-batch-size", str(config.max_batch_size),
-            "--max-queue-delay-us", str(config.max_queue_delay_us), "--target", target,
+            "--max-queue-delay-us", str(config.max_queue_delay_us), "--instances", str(config.instances),
+            "--threads", str(config.intra_op_threads), "--target", target,
         ]
         self._env = {**os.environ, **(env or {})}
         self._log = Path(tempfile.mkstemp(prefix="mlc-profile-serve-", suffix=".log")[1])

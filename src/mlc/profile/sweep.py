@@ -59,14 +59,13 @@ class Space:
         climb = (1, 16, 64, 256, 1024, 4096) if gpu else (1, 4, 8, 16, 32, 64)
         delays = tuple(d for d in ((500, 2000) if gpu else (250, 1000)) if d <= slo_ms * 1e3 / 4) or (0,)
         powers = [2**k for k in range(int(math.log2(cores)) + 1)]
-        if http:  # `mlc serve` gives each worker's sessions cores // workers threads
-            layouts = tuple(ServingConfig(workers=w, intra_op_threads=max(1, cores // w)) for w in powers)
-        else:
-            # Fewest cores first; at equal cores more instances first (tree models gain more from
-            # running batches side by side than from threads inside one), so a climb meets them first.
-            layouts = tuple(sorted((ServingConfig(instances=i, intra_op_threads=t)
-                                    for i in powers for t in powers if i * t <= cores),
-                                   key=lambda c: (c.cores, -c.instances)))
+        # Worker processes only over HTTP: in-process there is one. Fewest cores first; at equal
+        # cores more instances first (tree models gain more from running batches side by side
+        # than from threads inside one), then fewer processes, so a climb meets them in that order.
+        workers = powers if http else [1]
+        layouts = tuple(sorted((ServingConfig(workers=w, instances=i, intra_op_threads=t)
+                                for w in workers for i in powers for t in powers if w * i * t <= cores),
+                               key=lambda c: (c.cores, -c.instances, c.workers)))
         return cls(batch_sizes, climb, delays, layouts)
 
     def grid(self) -> list[ServingConfig]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,20 @@ class RuntimePlan:
             engines.append(EngineChoice(entry.get("engine"), None if max_rows is None else int(max_rows),
                                         entry.get("n_threads")))
         return cls(session=session, engines=tuple(engines))
+
+    def serving(self, threads: int) -> RuntimePlan:
+        """This plan as one of several model instances runs it: `threads` threads each, no spinning.
+
+        `mlc serve` and `mlc profile` both run a version through this, so a profile measures the
+        sessions serve will build. Spinning threads would keep burning cores between batches that
+        the other instances and workers need. A tree kernel that `mlc optimize` found fastest on
+        fewer threads keeps its count.
+        """
+        session = self.session.with_(intra_op_threads=threads,
+                                     inter_op_threads=min(self.session.inter_op_threads, threads),
+                                     allow_spinning=False)
+        engines = tuple(replace(e, n_threads=min(e.n_threads, threads)) if e.n_threads else e for e in self.engines)
+        return RuntimePlan(session=session, engines=engines)
 
     def to_dict(self) -> dict[str, Any]:
         """The record from_dict reads (the `runtime` of an optimized version's source)."""

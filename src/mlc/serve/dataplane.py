@@ -26,7 +26,6 @@ from mlc.serve.exposition import prometheus_text, triton_model_stats
 from mlc.serve.metrics import MetricsBoard, Slot, VersionMeter
 from mlc.serve.plan import ServedVersion, ServePlan
 from mlc.serve.split import TrafficSplit
-from mlc.targets import HardwareTarget
 
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
@@ -56,16 +55,6 @@ class _TimedScorer:
         self.meter.batch(x.shape[0], time.perf_counter_ns() - started)
         outputs[_STARTED] = np.full(x.shape[0], started, dtype=np.int64)
         return outputs
-
-
-def _capped_plan(version: ServedVersion, target: HardwareTarget, threads: int) -> RuntimePlan:
-    """The version's recorded runtime plan with its threads capped at this worker's share of cores."""
-    plan = RuntimePlan.from_dict(version.runtime or {}, target)
-    session = plan.session.with_(intra_op_threads=min(plan.session.intra_op_threads, threads),
-                                 inter_op_threads=min(plan.session.inter_op_threads, threads),
-                                 allow_spinning=False)
-    engines = tuple(replace(e, n_threads=min(e.n_threads, threads)) if e.n_threads else e for e in plan.engines)
-    return replace(plan, session=session, engines=engines)
 
 
 class ServedModel:
@@ -183,13 +172,14 @@ class DataPlane:
 
     @classmethod
     def load(cls, plan: ServePlan, board: MetricsBoard) -> DataPlane:
-        """Build and warm every version's scorer, with this worker's share of the target's cores."""
+        """Build and warm every version's scorer with the threads its plan gives each session."""
         registry = Registry.open()
-        target = replace(plan.target, cores=plan.threads_per_session)
         models = {}
         for spec in plan.versions:
             path = registry.artifact_path(f"{spec.name}:{spec.version}")
-            scorer = Scorer(path, target=target, runtime_plan=_capped_plan(spec, target, plan.threads_per_session))
+            target = replace(plan.target, cores=spec.batch.threads)
+            runtime = RuntimePlan.from_dict(spec.runtime or {}, target).serving(spec.batch.threads)
+            scorer = Scorer(path, target=target, runtime_plan=runtime)
             scorer.warmup()
             model = ServedModel(spec, scorer, board.meter(spec.name, spec.version), plan.target.device)
             model.measure_inline()

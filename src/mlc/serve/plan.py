@@ -14,6 +14,7 @@ from typing import Any
 from mlc.config import Settings
 from mlc.errors import UsageError
 from mlc.registry import ModelVersion, Registry, parse_ref
+from mlc.runtime.scorer import RuntimePlan
 from mlc.serve.split import SplitSpec
 from mlc.targets import HardwareTarget
 
@@ -29,10 +30,13 @@ _MIN_QUEUE_ROWS = 4096
 
 @dataclass(frozen=True)
 class BatchSettings:
+    """How one version is served: its batcher, and the model instances and threads behind it."""
+
     max_batch_size: int
     max_queue_delay_us: int
     preferred_batch_sizes: tuple[int, ...]
-    instances: int
+    instances: int  # batcher workers, each running whole batches on the shared session
+    threads: int  # ONNX Runtime intra-op (and tree kernel) threads per session
     max_queue_rows: int
     source: str  # where the numbers came from: "flags", "profile of NAME:V", "target cpu-2"
 
@@ -57,11 +61,13 @@ class ServeOptions:
     refs: tuple[str, ...]
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    workers: int | None = None
     target: str | None = None
     max_batch_size: int | None = None
     max_queue_delay_us: int | None = None
     max_queue_rows: int | None = None
+    instances: int | None = None
+    threads: int | None = None
     splits: tuple[SplitSpec, ...] = ()
 
 
@@ -71,7 +77,6 @@ class ServePlan:
     routes: dict[str, dict[int, float]]  # name -> {version: percent} for requests without a version
     target: HardwareTarget
     workers: int
-    threads_per_session: int
     max_request_bytes: int
     max_request_rows: int
     host: str
@@ -93,9 +98,30 @@ def servable(registry: Registry, mv: ModelVersion) -> tuple[ModelVersion, str]:
         f"compile it first with: mlc optimize {mv.ref}  (then serve the version it registers)")
 
 
-def _batch_settings(mv: ModelVersion, options: ServeOptions, target: HardwareTarget,
-                    settings: Settings) -> BatchSettings:
-    profile = ((mv.metrics or {}).get("profile") or {}).get("recommendation") or {}
+def _recommendation(mv: ModelVersion, target: HardwareTarget) -> tuple[dict[str, Any], str]:
+    """What `mlc profile` recommended for this version on this target; a profile of another target
+    is not used (its layout would not fit these cores), and the note says so."""
+    profile = (mv.metrics or {}).get("profile") or {}
+    recommendation = profile.get("recommendation") or {}
+    measured_on = profile.get("target")
+    if recommendation and measured_on and measured_on != target.name:
+        return {}, (f"its profile is for target {measured_on}, not {target.name}, and is not used "
+                    f"(serve with --target {measured_on}, or run mlc profile {mv.ref} --target {target.name})")
+    return recommendation, ""
+
+
+@dataclass
+class _Version:
+    """A version on its way into the plan: settings resolve once every version (and so workers) is known."""
+
+    mv: ModelVersion
+    recommendation: dict[str, Any]
+    notes: list[str]
+
+
+def _batch_settings(version: _Version, options: ServeOptions, target: HardwareTarget, settings: Settings,
+                    workers: int) -> BatchSettings:
+    mv, profile = version.mv, version.recommendation
     max_batch = options.max_batch_size or profile.get("max_batch_size") or _DEFAULT_MAX_BATCH[target.device]
     delay = options.max_queue_delay_us
     if delay is None:
@@ -103,7 +129,13 @@ def _batch_settings(mv: ModelVersion, options: ServeOptions, target: HardwareTar
     preferred = tuple(int(b) for b in profile.get("preferred_batch_sizes") or () if int(b) <= int(max_batch))
     # A request may carry up to max_request_rows rows; a smaller queue would refuse it forever.
     queue_rows = options.max_queue_rows or max(_MIN_QUEUE_ROWS, settings.max_request_rows, 4 * int(max_batch))
-    if options.max_batch_size or options.max_queue_delay_us is not None:
+    instances = int(options.instances or profile.get("instances") or 1)
+    # Without a flag or a profile: the worker's share of the cores, within what `mlc optimize` chose.
+    recorded = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, target).session.intra_op_threads
+    threads = int(options.threads or profile.get("intra_op_threads")
+                  or min(recorded, max(1, target.cores // (workers * instances))))
+    flags = (options.max_batch_size, options.max_queue_delay_us, options.instances, options.threads)
+    if any(flag is not None for flag in flags):
         source = "flags"
     elif profile:
         source = f"profile of {mv.ref}"
@@ -113,27 +145,27 @@ def _batch_settings(mv: ModelVersion, options: ServeOptions, target: HardwareTar
         raise UsageError(f"batcher settings for {mv.ref} are out of range: max_batch_size={max_batch}, "
                          f"max_queue_delay_us={delay}, max_queue_rows={queue_rows}",
                          "the queue must hold at least one full batch (max_queue_rows >= max_batch_size)")
+    if workers * instances * threads > target.cores:
+        version.notes.append(f"{workers} worker(s) x {instances} instance(s) x {threads} thread(s) is more "
+                             f"threads than target {target.name}'s {target.cores} cores: they will contend")
     return BatchSettings(
         max_batch_size=int(max_batch), max_queue_delay_us=int(delay), preferred_batch_sizes=preferred,
-        instances=max(1, int(profile.get("instances", 1))), max_queue_rows=int(queue_rows), source=source)
+        instances=instances, threads=threads, max_queue_rows=int(queue_rows), source=source)
 
 
 class _Planner:
-    def __init__(self, registry: Registry, options: ServeOptions, target: HardwareTarget,
-                 settings: Settings) -> None:
-        self.registry, self.options, self.target, self.settings = registry, options, target, settings
-        self.versions: dict[tuple[str, int], ServedVersion] = {}
+    def __init__(self, registry: Registry, target: HardwareTarget) -> None:
+        self.registry, self.target = registry, target
+        self.versions: dict[tuple[str, int], _Version] = {}
         self.routes: dict[str, dict[int, float]] = {}
 
-    def add(self, mv: ModelVersion) -> ServedVersion:
+    def add(self, mv: ModelVersion) -> ModelVersion:
         served, note = servable(self.registry, mv)
         key = (served.name, served.version)
         if key not in self.versions:
-            self.versions[key] = ServedVersion(
-                name=served.name, version=served.version, note=note,
-                batch=_batch_settings(served, self.options, self.target, self.settings),
-                runtime=(served.source or {}).get("runtime"))
-        return self.versions[key]
+            recommendation, profile_note = _recommendation(served, self.target)
+            self.versions[key] = _Version(served, recommendation, [n for n in (note, profile_note) if n])
+        return served
 
     def add_split(self, spec: SplitSpec) -> None:
         shares: dict[int, float] = {}
@@ -168,19 +200,24 @@ def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget
     """Resolve references, splits and batcher settings; record --split deployments in the registry."""
     if not options.refs and not options.splits:
         raise UsageError("nothing to serve", "name at least one model: mlc serve NAME[:VERSION|@ALIAS]")
-    if options.workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {options.workers}")
-    planner = _Planner(registry, options, target, settings)
+    for flag, value in (("workers", options.workers), ("instances", options.instances), ("threads", options.threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag} must be at least 1, not {value}")
+    planner = _Planner(registry, target)
     for spec in options.splits:
         planner.add_split(spec)
     for ref in options.refs:
         planner.add_ref(ref)
-    versions = tuple(planner.versions.values())
-    # Intra-op threads x instances x workers stay within the target's cores, so workers do not
-    # oversubscribe the machine and fight over it.
-    instances = max(v.batch.instances for v in versions)
-    threads = max(1, target.cores // (options.workers * instances))
+    pending = list(planner.versions.values())
+    # Workers are processes that each serve every version: one number for the server, the
+    # largest any served version's profile recommends unless --workers says otherwise.
+    workers = options.workers or max(int(v.recommendation.get("workers") or 1) for v in pending)
+    versions = []
+    for v in pending:
+        batch = _batch_settings(v, options, target, settings, workers)
+        versions.append(ServedVersion(name=v.mv.name, version=v.mv.version, batch=batch,
+                                      runtime=(v.mv.source or {}).get("runtime"), note="; ".join(v.notes)))
     return ServePlan(
-        versions=versions, routes=planner.routes, target=target, workers=options.workers,
-        threads_per_session=threads, max_request_bytes=settings.max_request_bytes,
-        max_request_rows=settings.max_request_rows, host=options.host, port=options.port)
+        versions=tuple(versions), routes=planner.routes, target=target, workers=workers,
+        max_request_bytes=settings.max_request_bytes, max_request_rows=settings.max_request_rows,
+        host=options.host, port=options.port)
