@@ -77,3 +77,38 @@ def test_killing_a_registering_process_leaves_the_registry_consistent(tmp_path):
     for blob in visible:  # no half-written file under a real name
         assert sha256_file(blob) == blob.name
     assert not [p for p in Path(home).iterdir() if p.name.endswith("-journal")]
+
+
+def test_reads_do_not_wait_for_a_writer(tmp_path):
+    """Under WAL a reader sees the last commit while a write transaction is open in another process."""
+    import threading
+
+    from mlc.signature import tabular
+
+    reg = Registry(tmp_path)
+    reg.register("m", b"one", format="onnx", framework="onnx", signature=tabular(3, task="regression"))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_WRITE_LOCK, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        seen: list[tuple[int, str]] = []
+        reader = threading.Thread(target=lambda: seen.append(
+            (lambda mv: (mv.version, mv.description))(Registry(tmp_path).get("m"))), daemon=True)
+        reader.start()
+        reader.join(10)  # a read that took the write lock would wait out the 30 s busy timeout
+        assert seen == [(1, "")]  # the last commit, not the open transaction's change
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+_HOLD_WRITE_LOCK = """
+import sys, time
+from pathlib import Path
+from mlc.registry import Registry
+reg = Registry(Path(sys.argv[1]))
+with reg._tx() as conn:
+    conn.exec_driver_sql("UPDATE versions SET description = 'being written' WHERE version = 1")
+    print("locked", flush=True)
+    time.sleep(60)
+"""

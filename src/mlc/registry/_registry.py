@@ -82,8 +82,12 @@ class ModelVersion:
         }
 
 
+_WRITE = "mlc_write"  # execution option of a connection that will write: its BEGIN takes the lock
+
+
 def _sqlite_immediate_transactions(engine: Engine) -> None:
-    """Make SQLite take the write lock at BEGIN, so 'read max version, insert' cannot interleave.
+    """Make SQLite take the write lock at a writer's BEGIN, so 'read max version, insert' cannot
+    interleave; readers BEGIN deferred and, under WAL, read a snapshot without waiting for writers.
 
     pysqlite's own transaction handling defers BEGIN; this is SQLAlchemy's documented recipe.
     """
@@ -100,7 +104,7 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
 class Registry:
@@ -138,8 +142,11 @@ class Registry:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """A write transaction: the write lock from its first statement, committed at the end."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     # ---- writing -------------------------------------------------------------------------
 
