@@ -10,11 +10,12 @@ converters' threshold repairs). At batch 1, 32 and
 - mlc-1t / mlc-all: mlc.trees' kernel on one thread / all cores;
 - ort-1t / ort-all: the converted graph in an ONNX Runtime CPU session, 1 / all intra-op threads;
 - native-1t: the library's predict_proba (predict for regressors) on one thread.
-Each contender is called on a cycle of distinct batches (DISTINCT_ROWS rows, or one batch when
-the batch is bigger), as a server sees its traffic: the same row over and over would let
-ORT's branching tree walk learn the path in the branch predictor, which halves its batch-1 time
-on this benchmark's models and which no stream of real requests allows. That repeated-row figure is
-still recorded at batch 1 for mlc-1t and ort-1t ("same row"), beside the distinct-row one.
+Each contender is called on a cycle of distinct batches (mlc.timing.distinct_batches: 256
+rows, or one batch when the batch is bigger), as a server sees its traffic: the same row over
+and over would let ORT's branching tree walk learn the path in the branch predictor, which
+halves its batch-1 time on this benchmark's models and which no stream of real requests allows.
+That repeated-row figure is still recorded at batch 1 for mlc-1t and ort-1t ("same row"),
+beside the distinct-row one.
 Every timing has an output check beside it, over all of its batches: the largest difference
 from ort-1t's scores (absolute, relative for values beyond 1) and whether labels agree. mlc must
 match ort-1t within 1e-5; native only within 1e-3 (it computes in float64).
@@ -25,7 +26,6 @@ and native-1t at any batch size.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -43,7 +43,6 @@ BATCH_SIZES = (1, 32, 1024)
 SAME_ROW = ("mlc-1t", "ort-1t")
 TREE_MODELS = ("forest-100", "hist-gb-200", "gb-regressor-200", "xgboost-300", "lightgbm-300")
 TOLERANCE = 1e-5
-DISTINCT_ROWS = 256  # rows of the batches each contender cycles through
 
 
 def native_one_thread(model: Any) -> Any:
@@ -120,7 +119,7 @@ def check(outputs: dict[str, np.ndarray], ref: dict[str, np.ndarray], name: str)
 
 def bench_model(entry: Any, budget_s: float, say: Any) -> dict[str, Any]:
     from mlc.bench.suite import converted_onnx
-    from mlc.timing import measure
+    from mlc.timing import cycling, distinct_batches, measure
 
     started = time.perf_counter()
     model, x = entry.train()
@@ -131,13 +130,11 @@ def bench_model(entry: Any, budget_s: float, say: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"description": entry.description, "train_s": round(trained - started, 1),
                               "convert_compile_s": round(compiled - trained, 1), "batches": {}}
     for batch in BATCH_SIZES:
-        batches = [np.ascontiguousarray(x[i:i + batch])
-                   for i in range(0, max(batch, min(len(x), DISTINCT_ROWS)) - batch + 1, batch)]
+        batches = distinct_batches(x, batch)
         refs = [calls["ort-1t"](xb) for xb in batches]
         checks = {name: worst([check(call(xb), ref, name) for xb, ref in zip(batches, refs, strict=True)])
                   for name, call in calls.items()}
-        lat = measure({name: (lambda c, it: lambda: c(next(it)))(call, itertools.cycle(batches))
-                       for name, call in calls.items()}, budget_s=budget_s)
+        lat = measure({name: cycling(call, batches) for name, call in calls.items()}, budget_s=budget_s)
         result["batches"][str(batch)] = {name: {"median_us": round(lat[name].median_us, 2),
                                                 "samples": lat[name].samples, **checks[name]} for name in calls}
         say(line(entry.name, batch, result["batches"][str(batch)]) + f"  ({len(batches)} distinct batches)")
@@ -222,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = args.budget or (0.5 if args.quick else 2.0)
     wanted = args.models.split(",")
+    unknown = sorted(set(wanted) - {m.name for m in FULL})
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; the suite's tree models: {', '.join(TREE_MODELS)}")
     suite = [replace(m, train_rows=1000) if args.quick else m for m in FULL if m.name in wanted]
     started = time.perf_counter()
     models: dict[str, Any] = {}

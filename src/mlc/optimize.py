@@ -12,6 +12,7 @@ ParityError says why each candidate failed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from mlc.search import (
 )
 from mlc.signature import Signature, TensorSpec
 from mlc.targets import HardwareTarget, get_target
-from mlc.timing import Latency, measure
+from mlc.timing import Latency, cycling, distinct_batches, measure
 from mlc.validate import DRAWN_INPUTS, REAL_DATA, Tolerance, check_parity
 
 if TYPE_CHECKING:
@@ -285,9 +286,9 @@ def _time(passing: list[Candidate], predictors: dict[str, Predictor], native_mod
           rows: np.ndarray, sizes: tuple[int, ...], budget_s: float, say: Progress) -> dict[int, Latency]:
     native_latency: dict[int, Latency] = {}
     for batch in sizes:
-        x = rows[np.arange(batch) % len(rows)]
-        calls = {c.id: predictors[c.id].bind(x) for c in passing}
-        calls["native"] = _bound(native_model.baseline, x)
+        batches = distinct_batches(rows, batch)
+        calls = {c.id: _cycled([predictors[c.id].bind(x) for x in batches]) for c in passing}
+        calls["native"] = cycling(native_model.baseline, batches)
         say(f"timing {len(calls)} calls at batch {batch}")
         measured = measure(calls, budget_s=budget_s * len(calls))
         native_latency[batch] = measured.pop("native")
@@ -296,9 +297,10 @@ def _time(passing: list[Candidate], predictors: dict[str, Predictor], native_mod
     return native_latency
 
 
-def _bound(call: Callable[[np.ndarray], Any], x: np.ndarray) -> Callable[[], Any]:
-    x = np.ascontiguousarray(x)
-    return lambda: call(x)
+def _cycled(bound: list[Callable[[], Any]]) -> Callable[[], Any]:
+    """The next of calls bound to distinct batches each time, as `cycling` does for plain calls."""
+    turn = itertools.cycle(bound)
+    return lambda: next(turn)()
 
 
 def _failure_summary(candidates: list[Candidate]) -> str:

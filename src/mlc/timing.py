@@ -9,6 +9,7 @@ when every call has the maximum: a slow call gets few samples, a fast one many.
 from __future__ import annotations
 
 import gc
+import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy as np
 # One slice of calls per candidate per round: long enough to amortize the switch, short
 # enough that many rounds alternate inside the budget.
 _SLICE_S = 0.004
+# Rows that the batches a call cycles through span (one batch when it is larger).
+DISTINCT_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,20 @@ def _slice(call: Callable[[], object], out: list[int], n: int, cap: int) -> None
 def _summarize(values_ns: list[int]) -> Latency:
     arr = np.asarray(values_ns, dtype=np.float64) / 1e3
     return Latency(median_us=float(np.median(arr)), p99_us=float(np.percentile(arr, 99)), samples=len(arr))
+
+
+def distinct_batches(rows: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Consecutive batches of `rows` (wrapping around), spanning DISTINCT_ROWS rows, to time in turn.
+
+    One batch timed over and over lets the branch predictor learn its tree walks, which a
+    server's stream of distinct rows never allows: ONNX Runtime's tree ensembles ran 2-3x
+    faster at batch 1 on one repeated row (benchmarks/results/trees.md).
+    """
+    count = max(1, min(len(rows), DISTINCT_ROWS) // batch)
+    return [np.ascontiguousarray(rows[(np.arange(batch) + k * batch) % len(rows)]) for k in range(count)]
+
+
+def cycling(call: Callable[[np.ndarray], object], batches: list[np.ndarray]) -> Callable[[], object]:
+    """A zero-argument call on the next of `batches` each time, for `measure`."""
+    turn = itertools.cycle(batches)
+    return lambda: call(next(turn))

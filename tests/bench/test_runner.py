@@ -34,7 +34,7 @@ def test_repeats_rotate_which_variant_goes_first(monkeypatch):
 
     monkeypatch.setattr(runner, "_sample", fake_sample)
     monkeypatch.setattr(runner, "_calls_per_repeat", lambda call, x, ms: 1)
-    values = time_batch(variants, np.zeros((1, 3), np.float32), BenchSettings(repeats=3, warmup=0))
+    values = time_batch(variants, [np.zeros((1, 3), np.float32)], BenchSettings(repeats=3, warmup=0))
     assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert values == {"a": [10.0] * 3, "b": [5.0] * 3, "c": [2.0] * 3}
 

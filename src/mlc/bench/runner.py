@@ -24,6 +24,7 @@ import numpy as np
 
 from mlc.bench.variants import MLC, Variant
 from mlc.errors import MissingDependencyError
+from mlc.timing import distinct_batches
 from mlc.validate import DRAWN_INPUTS, REAL_DATA, Tolerance, compare
 
 Progress = Callable[[str], None]
@@ -71,14 +72,17 @@ def _rows(x: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(rows)
 
 
-def _sample(call: Callable[[np.ndarray], Any], x: np.ndarray, number: int) -> float:
-    """Median microseconds of `number` calls, with the garbage collector held off as timeit does."""
+def _sample(call: Callable[[np.ndarray], Any], batches: list[np.ndarray], number: int) -> float:
+    """Median microseconds of `number` calls, each on the next batch, with the garbage collector
+    held off as timeit does."""
     times = np.empty(number)
     clock = time.perf_counter_ns
+    count = len(batches)
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
         for i in range(number):
+            x = batches[i % count]
             start = clock()
             call(x)
             times[i] = clock() - start
@@ -88,8 +92,8 @@ def _sample(call: Callable[[np.ndarray], Any], x: np.ndarray, number: int) -> fl
     return float(np.median(times)) / 1e3
 
 
-def _calls_per_repeat(call: Callable[[np.ndarray], Any], x: np.ndarray, sample_ms: float) -> int:
-    one_us = min(_sample(call, x, 1) for _ in range(3))
+def _calls_per_repeat(call: Callable[[np.ndarray], Any], batches: list[np.ndarray], sample_ms: float) -> int:
+    one_us = min(_sample(call, batches, 1) for _ in range(3))
     return int(max(1, min(_MAX_CALLS, round(sample_ms * 1e3 / max(one_us, 0.1)))))
 
 
@@ -97,17 +101,20 @@ def _mad(values: np.ndarray) -> float:
     return float(np.median(np.abs(values - np.median(values))))
 
 
-def time_batch(variants: list[Variant], x: np.ndarray, settings: BenchSettings) -> dict[str, list[float]]:
-    """Microseconds per call, one value per repeat, for each variant; repeats interleaved."""
+def time_batch(variants: list[Variant], batches: list[np.ndarray], settings: BenchSettings) -> dict[str, list[float]]:
+    """Microseconds per call, one value per repeat, for each variant; repeats interleaved.
+
+    Calls cycle through distinct batches (mlc.timing.distinct_batches), as a server's traffic does.
+    """
     for v in variants:
         for _ in range(settings.warmup):
-            v.call(x)
-    number = {v.name: _calls_per_repeat(v.call, x, settings.sample_ms) for v in variants}
+            v.call(batches[0])
+    number = {v.name: _calls_per_repeat(v.call, batches, settings.sample_ms) for v in variants}
     values: dict[str, list[float]] = {v.name: [] for v in variants}
     for r in range(settings.repeats):
         shift = r % len(variants)
         for v in variants[shift:] + variants[:shift]:
-            values[v.name].append(_sample(v.call, x, number[v.name]))
+            values[v.name].append(_sample(v.call, batches, number[v.name]))
     return values
 
 
@@ -133,7 +140,7 @@ def time_case(case: Case, settings: BenchSettings, progress: Progress | None = N
     timings = []
     for batch in settings.batch_sizes:
         x = _rows(case.x, batch)
-        values = time_batch(case.variants, x, settings)
+        values = time_batch(case.variants, distinct_batches(case.x, batch), settings)
         ref_outputs = {k: np.asarray(v) for k, v in reference.outputs(x).items()}
         for i, v in enumerate(case.variants):
             mine = np.asarray(values[v.name])
