@@ -46,6 +46,27 @@ def test_tritonclient_sync_gets_the_models_own_outputs(server, models, binary):
         client.close()
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_tritonclient_class_count_gets_the_top_classes(server, models, binary):
+    """Triton's classification extension through its own client: "value:index:label", best first."""
+    client = httpclient.InferenceServerClient(server.url)
+    try:
+        assert "classification" in client.get_server_metadata()["extensions"]
+        outputs = [httpclient.InferRequestedOutput("probabilities", binary_data=binary, class_count=2)]
+        result = client.infer("iris", _inputs(httpclient, binary), model_version="2", outputs=outputs)
+        top = result.as_numpy("probabilities")
+    finally:
+        client.close()
+    proba = models["iris2"].predict_proba(ROWS)
+    assert top.shape == (len(ROWS), 2)
+    texts = [[t.decode() if isinstance(t, bytes) else t for t in row] for row in top]  # JSON gives str
+    for row, (first, second) in enumerate(texts):
+        value, index, label = first.split(":")
+        assert int(index) == int(label) == int(np.argmax(proba[row]))  # iris's classes are 0, 1, 2
+        assert abs(float(value) - proba[row].max()) < 1e-5
+        assert float(second.split(":")[0]) <= float(value)
+
+
 def test_tritonclient_reports_the_servers_error_message(server):
     client = httpclient.InferenceServerClient(server.url)
     try:

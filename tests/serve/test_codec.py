@@ -100,3 +100,30 @@ def test_all_outputs_json_by_default_and_binary_when_asked_for_the_request():
 def test_asking_for_an_unknown_output_is_an_input_error():
     with pytest.raises(InvalidInputError, match="no output 'nope'"):
         encode_response("m", "1", {"y": np.zeros(1)}, InferRequest(inputs={}, outputs=[RequestedOutput("nope", 0)]))
+
+
+def test_classification_is_read_from_an_outputs_parameters():
+    body = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1]}],
+                       "outputs": [{"name": "p", "parameters": {"classification": 2, "binary_data": True}},
+                                   {"name": "label"}]}).encode()
+    assert decode_request(body).outputs == [RequestedOutput("p", True, 2), RequestedOutput("label", False, 0)]
+
+
+@pytest.mark.parametrize("count", ["2", -1, 1.5, True])
+def test_a_classification_that_is_not_a_count_is_refused(count):
+    body = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1]}],
+                       "outputs": [{"name": "p", "parameters": {"classification": count}}]}).encode()
+    with pytest.raises(InvalidInputError, match="must be a count of classes"):
+        decode_request(body)
+
+
+def test_bytes_outputs_are_strings_in_json_and_length_prefixed_in_binary():
+    outputs = {"c": np.array([[b"0.9:1", b"0.1:0"]], dtype=object), "s": np.array(["cat", "emu"])}
+    body, length = encode_response("m", "1", outputs, InferRequest(inputs={}))
+    c, s = json.loads(body)["outputs"]
+    assert c == {"name": "c", "datatype": "BYTES", "shape": [1, 2], "data": ["0.9:1", "0.1:0"]}
+    assert s["datatype"] == "BYTES" and s["data"] == ["cat", "emu"]
+    body, length = encode_response("m", "1", outputs, InferRequest(inputs={}, outputs=[RequestedOutput("c", True)]))
+    header = json.loads(body[:length])
+    assert header["outputs"][0]["parameters"]["binary_data_size"] == 2 * (4 + 5)
+    assert body[length:] == b"\x05\x00\x00\x000.9:1\x05\x00\x00\x000.1:0"

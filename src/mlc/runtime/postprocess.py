@@ -2,11 +2,13 @@
 
 The kernels are numba functions with explicit signatures, so they are compiled
 when this module is imported (and cached on disk with cache=True), never on a
-call: importing this module is the warm-up point. They are a library API for
-scoring code (mlc.runtime exports them); mlc serve does not use them, since the
-converted graphs already emit labels. Explicit signatures also turn an unexpected dtype into an error
-instead of a silent compile in the middle of serving; the wrappers below cast
-inputs to one of the compiled types first. The kernels run without the GIL.
+call: importing this module is the warm-up point (mlc serve imports it at start).
+mlc serve ranks classes with top_k for Triton's classification extension; labels
+and thresholds are a library API for scoring code (mlc.runtime exports them), as
+the converted graphs already emit labels. Explicit signatures also turn an
+unexpected dtype into an error instead of a silent compile in the middle of
+serving; the wrappers below cast inputs to one of the compiled types first. The
+kernels run without the GIL.
 
 Ties go to the lowest column index (like np.argmax and a stable sort). Scores
 must not be NaN (probabilities never are): the order of NaN rows is unspecified.

@@ -17,8 +17,9 @@ import orjson
 
 from mlc.errors import InvalidInputError
 
-# KServe v2 datatype <-> numpy dtype. BYTES (variable-length strings) is not served: the
-# scoring core takes numeric tensors only, and saying so beats a confusing failure later.
+# KServe v2 datatype <-> numpy dtype. BYTES (variable-length strings) is not taken as input:
+# the scoring core takes numeric tensors only, and saying so beats a confusing failure later.
+# Outputs may be BYTES (string class labels, the classification extension).
 _TO_NUMPY: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -57,6 +58,7 @@ def numpy_dtype(datatype: str) -> np.dtype[Any]:
 class RequestedOutput:
     name: str
     binary: bool
+    classification: int = 0  # top classes asked for (Triton's classification extension); 0: the values
 
 
 @dataclass
@@ -119,12 +121,12 @@ def _requested_outputs(body: dict[str, Any]) -> list[RequestedOutput] | None:
         if not isinstance(name, str):
             raise InvalidInputError("each entry of 'outputs' needs a string 'name'")
         params = _as_dict(item.get("parameters") or {}, f"parameters of output {name!r}")
-        if params.get("classification"):
-            raise InvalidInputError(f"output {name!r}: the classification extension is not supported",
-                                    "ask for the probabilities output and take the top classes yourself")
+        count = params.get("classification", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise InvalidInputError(f"output {name!r}: 'classification' must be a count of classes, not {count!r}")
         # Triton's clients say `binary_data`; accept `binary_data_output` here too, as some docs spell it.
         binary = bool(params.get("binary_data", params.get("binary_data_output", False)))
-        wanted.append(RequestedOutput(name, binary))
+        wanted.append(RequestedOutput(name, binary, count))
     return wanted
 
 
@@ -206,12 +208,13 @@ def encode_response(model_name: str, model_version: str, outputs: dict[str, np.n
     for item in wanted:
         array = np.ascontiguousarray(outputs[item.name])
         tensor: dict[str, Any] = {"name": item.name, "datatype": datatype_of(array.dtype), "shape": array.shape}
+        strings = tensor["datatype"] == "BYTES"
         if item.binary:
-            blob = array.tobytes()
+            blob = _bytes_blob(array) if strings else array.tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = array.reshape(-1)
+            tensor["data"] = [_text(v) for v in array.reshape(-1)] if strings else array.reshape(-1)
         tensors.append(tensor)
     document: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request.request_id is not None:
@@ -221,6 +224,20 @@ def encode_response(model_name: str, model_version: str, outputs: dict[str, np.n
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _bytes_blob(array: np.ndarray) -> bytes:
+    """A BYTES tensor in the binary extension's layout: each element's length (uint32 LE), then it."""
+    parts = [_as_bytes(v) for v in array.reshape(-1)]
+    return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
 
 
 def dumps(document: Any) -> bytes:

@@ -21,6 +21,7 @@ from mlc.errors import InvalidInputError, MlcError, NotFoundError, QueueFullErro
 from mlc.registry import Registry
 from mlc.runtime.batcher import DynamicBatcher
 from mlc.runtime.scorer import RuntimePlan, Scorer
+from mlc.serve.classification import classify
 from mlc.serve.codec import InferRequest, datatype_of, decode_request, encode_response
 from mlc.serve.exposition import prometheus_text, triton_model_stats
 from mlc.serve.metrics import MetricsBoard, Slot, VersionMeter
@@ -28,7 +29,7 @@ from mlc.serve.plan import ServedVersion, ServePlan
 from mlc.serve.split import TrafficSplit
 
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
+EXTENSIONS = ("binary_tensor_data", "classification", "model_configuration", "statistics")
 # The batcher hands each request its own rows of every output; stamping each batch's start
 # time as one more output row-wise tells every request exactly how long it queued.
 _STARTED = "__mlc_batch_started_ns"
@@ -97,6 +98,14 @@ class ServedModel:
             raise InvalidInputError(f"the request has {x.shape[0]} rows; this server takes at most {max_rows}",
                                     "split it into several requests")
         return x
+
+    def classified(self, outputs: dict[str, np.ndarray], request: InferRequest) -> dict[str, np.ndarray]:
+        """The outputs, with those the request asked classification of replaced by their top classes."""
+        ranked = [o for o in request.outputs or () if o.classification and o.name in outputs]
+        if not ranked:
+            return outputs
+        classes = self.spec.classes
+        return {**outputs, **{o.name: classify(o.name, outputs[o.name], o.classification, classes) for o in ranked}}
 
     def measure_inline(self) -> None:
         """Let a lone request skip the batcher when the model is faster than the hand-off to it.
@@ -290,7 +299,7 @@ class DataPlane:
             decoded = time.perf_counter_ns()
             outputs, queue_ns, infer_ns = await model.run(x, alone=await self._alone() if model.inline else False)
             inferred = time.perf_counter_ns()
-            payload = encode_response(name, str(model.version), outputs, request)
+            payload = encode_response(name, str(model.version), model.classified(outputs, request), request)
         except QueueFullError:
             meter.failure(Slot.QUEUE_FULL, time.perf_counter_ns() - arrived_ns)
             raise

@@ -48,6 +48,7 @@ class ServedVersion:
     batch: BatchSettings
     runtime: dict[str, Any] | None  # the runtime plan `mlc optimize` recorded, if any
     note: str = ""
+    classes: tuple[Any, ...] | None = None  # the registered signature's class labels, for classification
 
     @property
     def ref(self) -> str:
@@ -216,7 +217,8 @@ def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget
     for v in pending:
         batch = _batch_settings(v, options, target, settings, workers)
         versions.append(ServedVersion(name=v.mv.name, version=v.mv.version, batch=batch,
-                                      runtime=(v.mv.source or {}).get("runtime"), note="; ".join(v.notes)))
+                                      runtime=(v.mv.source or {}).get("runtime"), note="; ".join(v.notes),
+                                      classes=v.mv.signature.classes))
     return ServePlan(
         versions=tuple(versions), routes=planner.routes, target=target, workers=workers,
         max_request_bytes=settings.max_request_bytes, max_request_rows=settings.max_request_rows,
