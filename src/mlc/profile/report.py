@@ -90,9 +90,10 @@ def _recommendation_blocks(body: dict[str, Any], target: dict[str, Any]) -> list
     ]
     blocks = [Block("h2", "Recommendation"), Block("table", headers=["", ""], rows=rows)]
     c = rec.config
-    blocks.append(Block("p", f"Serve with: `mlc serve {body['ref']} --workers {c.workers} --max-batch-size "
-                             f"{c.max_batch_size} --max-queue-delay-us {c.max_queue_delay_us}` (instances come from "
-                             "the profile recorded in the registry)."))
+    blocks.append(Block("p", f"Serve with: `mlc serve {body['ref']} --target {target['name']}`: the recorded "
+                             "profile supplies the rest; spelled out, `--workers "
+                             f"{c.workers} --instances {c.instances} --threads {c.intra_op_threads} --max-batch-size "
+                             f"{c.max_batch_size} --max-queue-delay-us {c.max_queue_delay_us}`."))
     if rec.extrapolation:
         x = rec.extrapolation
         blocks += [Block("h3", "Extrapolated"), Block("p", (
