@@ -218,9 +218,11 @@ class HttpBench:
             parts = [(r, r["stage"] == k) for r in run.records]
             if not any(mask.any() for _, mask in parts):
                 break  # the run ended before this stage
+            # Times from the stage's start; `ok` is a flag and is not shifted (a shifted flag read
+            # as its opposite when the shift was 1).
             timings = Timings(*(np.concatenate([r[key][mask] - start for r, mask in parts])
-                                for key in ("scheduled", "sent", "done", "ok")))
-            timings.ok = timings.ok.astype(bool)
+                                for key in ("scheduled", "sent", "done")),
+                              np.concatenate([r["ok"][mask] for r, mask in parts]).astype(bool))
             window = (load.warmup_s, load.duration_s)
             summary = summarize(timings, offered_rps=rate, window=window, slo_ms=load.slo_ms)
             lo, hi = t0 + start + window[0], t0 + start + window[1]
