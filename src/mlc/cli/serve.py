@@ -38,7 +38,8 @@ def _describe(plan: ServePlan, port: int) -> None:
               help="Worker processes sharing the port, each with its own sessions and batchers. "
                    "Default: the models' profile, else 1.")
 @click.option("--target", "target_name", metavar="PROFILE",
-              help="Hardware target (name or .toml); its cores are shared among workers. Default: cpu (the cpu-2 profile).")
+              help="Hardware target (name or .toml); its cores are shared among workers. "
+                   "Default: cpu (the cpu-2 profile).")
 @click.option("--max-batch-size", type=click.IntRange(1),
               help="Rows per batch. Default: the model's profile, else the target's.")
 @click.option("--max-queue-delay-us", type=click.IntRange(0),
