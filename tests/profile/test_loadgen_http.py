@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+
+import pytest
 
 from mlc.profile.loadgen_http import Endpoint, HttpLoad
 from mlc.profile.results import ConfigResult, ServingConfig
@@ -40,7 +46,9 @@ def test_locust_measures_a_v2_server_open_loop(stub_server, tmp_path):
     assert not [n for n in bench.notes if "CSV" in n]  # locust's own CSV agrees with the raw timings
 
 
-def test_a_saturated_generator_is_upgraded_to_distributed_locust_and_flagged(stub_server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("poisson", [True, False])
+def test_a_saturated_generator_is_upgraded_to_distributed_locust_and_flagged(stub_server, tmp_path, monkeypatch,
+                                                                             poisson):
     """Pretend every locust process is saturated: the ladder is re-run with master + 2 workers, then marked."""
     import mlc.profile.loadgen_http as loadgen_http
 
@@ -49,15 +57,49 @@ def test_a_saturated_generator_is_upgraded_to_distributed_locust_and_flagged(stu
     run_locust = loadgen_http.HttpBench._run_locust
     monkeypatch.setattr(loadgen_http.HttpBench, "_run_locust", lambda *a: runs.append(run_locust(*a)) or runs[-1])
     load = HttpLoad(Endpoint("tiny", "X", "FP32", (4,)), ref="tiny:1", serve_target="cpu-2", url=stub_server,
-                    poisson=True, duration_s=1.0, warmup_s=0.2, slo_ms=200, max_processes=2, workdir=tmp_path)
+                    poisson=poisson, duration_s=1.0, warmup_s=0.2, slo_ms=200, max_processes=2, workdir=tmp_path)
     with ProcessSampler(load.serving_pids) as sampler, load.open(ServingConfig(), sampler) as bench:
         (p,) = bench.ladder([60.0])
     assert p.loadgen_processes == 2 and p.loadgen_limited
     first, second = runs[-1].records  # one file per worker; the master sends nothing
-    # Each worker draws its own half of the arrivals (forked workers once shared one schedule).
-    assert first["scheduled"].size != second["scheduled"].size or (first["scheduled"] != second["scheduled"]).any()
+    if poisson:  # each worker draws its own half of the arrivals (forked workers once shared one schedule)
+        assert first["scheduled"].size != second["scheduled"].size or (first["scheduled"] != second["scheduled"]).any()
+    else:  # constant gaps, staggered: together one request every 1/60 s, not two at once every 1/30 s
+        starts = sorted(float(r["scheduled"][0]) for r in (first, second))
+        assert starts == pytest.approx([0.0, 1 / 60])
     # Both workers' timings were merged: 60/s for the 0.8 s window is ~48 requests, a worker's half ~24.
     assert p.sent > 30 and p.errors == 0
     assert any("re-measured with 2" in n for n in bench.notes) and any("still saturated" in n for n in bench.notes)
     result = ConfigResult(ServingConfig(), [p])
     assert result.capacity_rps == 0  # a generator-limited point is never the server's capacity
+
+
+def test_ctrl_c_mid_ladder_keeps_the_finished_stages_and_no_stage_that_never_ran(stub_server, tmp_path,
+                                                                                monkeypatch):
+    """Ctrl-C reaches locust and mlc together; the interrupted stage is dropped, later ones never existed."""
+    import mlc.profile.loadgen_http as loadgen_http
+
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def ctrl_c() -> None:
+        while not started:
+            time.sleep(0.01)
+        time.sleep(3.5)  # some stages in (1 s each, after locust's start-up), well before the fifth ends
+        started[0].send_signal(signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(loadgen_http.subprocess, "Popen", Recorded)
+    load = HttpLoad(Endpoint("tiny", "X", "FP32", (4,)), ref="tiny:1", serve_target="cpu-2", url=stub_server,
+                    poisson=True, duration_s=1.0, warmup_s=0.2, slo_ms=200, workdir=tmp_path)
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    with ProcessSampler(load.serving_pids) as sampler, load.open(ServingConfig(), sampler) as bench:
+        points = bench.ladder([40.0, 60.0, 80.0, 100.0, 120.0], stop_on_fail=False)
+    assert load.stop.is_set()
+    # Before, every stage was written out, unsent slots as failures: four points, the last ones all errors.
+    assert 1 <= len(points) <= 4 and all(p.errors == 0 and p.meets_slo for p in points)
+    assert [p.offered_rps for p in points] == [40.0, 60.0, 80.0, 100.0][: len(points)]

@@ -69,6 +69,19 @@ def test_an_extrapolated_recommendation_scales_the_layout_and_says_so():
     assert http.config.workers == 8
 
 
+def test_a_target_that_is_no_whole_multiple_gets_the_capacity_of_the_layout_it_is_given():
+    from dataclasses import replace
+
+    from mlc.profile.sizing import grown_cores
+
+    six = replace(get_target("cpu-8"), name="cpu-6", cores=6)
+    assert grown_cores(4, 6) == 4 and grown_cores(2, 6) == 6 and grown_cores(4, 2) == 4
+    x = extrapolate(1000, 4000, measured_cores=4, target_cores=grown_cores(4, 6))
+    rec = recommend(curve(4000, ServingConfig(workers=4)), six, rate_rps=None, headroom=0.25, measured_cores=4,
+                    http=True, extrapolation=x)
+    assert rec.config.workers == 4 and rec.capacity_rps == pytest.approx(4000)  # not 6000 for a 4-core layout
+
+
 def test_the_choice_prefers_capacity_then_fewer_cores():
     small = curve(1000, ServingConfig(max_batch_size=8, instances=1))
     big = curve(1010, ServingConfig(max_batch_size=8, instances=2))  # within the 3% tie margin

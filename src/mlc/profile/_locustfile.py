@@ -48,6 +48,7 @@ class Schedule:
         self.t0: float | None = None
         self.aborted = False
         self.aborted_at = np.inf  # seconds from t0
+        self.stopped_at: float | None = None  # seconds from t0 when the run ended for this process
         self.reason = ""
         self._checked_stage = 0
 
@@ -84,6 +85,11 @@ class Schedule:
         index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         share = [(rate / CFG["processes"], duration) for rate, duration in CFG["stages"]]
         self.offsets, self.stage = ladder_offsets(share, poisson=CFG["poisson"], seed=CFG["seed"] + 7919 * index)
+        if not CFG["poisson"]:
+            # Constant gaps are the same in every process: stagger them so that together they
+            # send one request every 1/rate, not all of them at once every processes/rate.
+            rates = np.array([rate for rate, _ in CFG["stages"]], dtype=np.float64)
+            self.offsets = self.offsets + index / rates[self.stage]
         n = self.offsets.size
         self.sent = np.full(n, np.nan)
         self.done = np.full(n, np.nan)
@@ -117,8 +123,12 @@ class Schedule:
     def dump(self) -> None:
         if self.t0 is None or self.next == 0:
             return  # the master of a distributed run, or a process that never got a user
-        # Slots that fell due before an abort but were never sent count as failed requests.
-        n = max(self.next, int(np.searchsorted(self.offsets, self.aborted_at)))
+        if self.stopped_at is None:  # the first dump (test_stop) decides; quitting dumps again later
+            self.stopped_at = min(self.aborted_at, time.perf_counter() - self.t0)
+        # Slots that fell due before the run stopped (an abort, its end, Ctrl-C, or the master
+        # stopping this worker) but were never sent count as failed requests; later ones were
+        # never part of the run, and stages that never began leave no record.
+        n = max(self.next, int(np.searchsorted(self.offsets, self.stopped_at)))
         np.savez(Path(CFG["out_dir"]) / f"records-{os.getpid()}.npz", scheduled=self.offsets[:n],
                  sent=self.sent[:n], done=self.done[:n], ok=self.ok[:n], stage=self.stage[:n],
                  t0=np.array(self.t0), reason=np.array(self.reason))

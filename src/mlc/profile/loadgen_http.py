@@ -40,11 +40,11 @@ from mlc.profile.affinity import cores_apart, pin_tree, usable_cores
 from mlc.profile.latency import Timings, point_from, probe_rate, summarize
 from mlc.profile.results import LoadPoint, ServingConfig
 from mlc.profile.sampling import ProcessSampler
-from mlc.profile.server import ServerProcess, listening_pid
+from mlc.profile.server import ServerProcess, listening_pids
 
 LOCUSTFILE = Path(__file__).with_name("_locustfile.py")
 _BUSY_PCT = 85.0  # a load process above this share of one core (peak over the point) is saturated
-_DRAIN_S = 1.5  # after the last stage: time for answers in flight to come back
+_DRAIN_S = 1.5  # after the last stage: time for answers in flight to come back (5 SLOs if longer)
 _BODIES = 64
 _PRECISE_BELOW_RPS = 150.0  # per load process: below it, sends are timed to ~0.1 ms by spinning (see _locustfile)
 _PROBE_REQUESTS = 30
@@ -167,7 +167,7 @@ class HttpBench:
             "bodies": str(bodies), "stages": stages, "poisson": load.poisson, "seed": load.seed,
             "processes": load.processes, "users": users, "out_dir": str(out_dir), "slo_ms": load.slo_ms,
             "warmup_s": load.warmup_s, "stop_on_fail": stop_on_fail, "abort_lag_s": max(1.0, 10 * slo_s),
-            "timeout_s": max(10.0, 50 * slo_s), "run_s": len(rates) * load.duration_s + _DRAIN_S,
+            "timeout_s": max(10.0, 50 * slo_s), "run_s": len(rates) * load.duration_s + max(_DRAIN_S, 5 * slo_s),
             "precise_below_rps": _PRECISE_BELOW_RPS, "apart": self._loadgen_cores is not None,
         }
         command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", self.url,
@@ -263,8 +263,7 @@ class HttpLoad:
     def serving_pids(self) -> list[int]:
         if self._server is not None and self._server.pid is not None:
             return [self._server.pid]
-        pid = listening_pid(self.url) if self.url else None
-        return [pid] if pid else []
+        return listening_pids(self.url) if self.url else []
 
     @contextmanager
     def open(self, config: ServingConfig, sampler: ProcessSampler, cores: list[int] | None = None,

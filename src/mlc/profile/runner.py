@@ -26,7 +26,7 @@ from mlc.profile.loadgen_inprocess import InProcessLoad
 from mlc.profile.results import ConfigResult, ProfileResult, Recommendation, ServingConfig, choose
 from mlc.profile.sampling import ProcessSampler
 from mlc.profile.server import model_ready
-from mlc.profile.sizing import DEFAULT_HEADROOM, extrapolate, recommend
+from mlc.profile.sizing import DEFAULT_HEADROOM, extrapolate, grown_cores, recommend
 from mlc.profile.sweep import Space, Sweep
 from mlc.registry import ModelVersion, Registry
 from mlc.runtime.scorer import RuntimePlan
@@ -166,7 +166,8 @@ def _measure(sweep: Sweep, hw: HardwareTarget, opts: ProfileOptions, measured_co
         result.scaling = [single]
         if single.capacity_rps > 0 and not sweep.stopped:
             measured_cores = full.config.cores  # the cores the extrapolated configuration really used
-            extrapolation = extrapolate(single.capacity_rps, full.capacity_rps, measured_cores, hw.cores)
+            extrapolation = extrapolate(single.capacity_rps, full.capacity_rps, measured_cores,
+                                        grown_cores(measured_cores, hw.cores))
             chosen = full
     if chosen is None:
         lowest = min((p for r in sweep.results for p in r.points if p.ok), key=lambda p: p.p99_ms, default=None)

@@ -57,19 +57,21 @@ def model_ready(url: str, model: str, timeout: float = 5.0) -> None:
                          "start it first, or leave out --url to let mlc profile start `mlc serve`") from exc
 
 
-def listening_pid(url: str) -> int | None:
-    """The local process listening on the URL's port, to sample its CPU and memory; None if remote."""
+def listening_pids(url: str) -> list[int]:
+    """The local processes listening on the URL's port, to sample their CPU and memory; [] if remote.
+
+    Every one of them: `mlc serve --workers N` (like gunicorn or uvicorn's workers) has N
+    processes listening on one port with SO_REUSEPORT, and the server is all of them.
+    """
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return None
+        return []
     port = parts.port or 80
     try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return int(conn.pid)
+        return sorted({int(conn.pid) for conn in psutil.net_connections(kind="tcp")
+                       if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid})
     except psutil.Error:
-        return None
-    return None
+        return []
 
 
 class ServerProcess:

@@ -45,6 +45,16 @@ def extrapolate(one_core_rps: float, all_cores_rps: float, measured_cores: int, 
                          method=method)
 
 
+def grown_cores(measured_cores: int, target_cores: int) -> int:
+    """The cores a configuration grown to the target uses: whole copies of the measured layout.
+
+    Capacity is extrapolated to these cores, not to all of the target's, so the recommended
+    configuration and its capacity describe the same thing (a 4-core layout on a 6-core
+    target stays one copy, on 4 cores).
+    """
+    return max(1, target_cores // measured_cores) * measured_cores
+
+
 def scale_config(config: ServingConfig, factor: int, http: bool) -> ServingConfig:
     """The configuration grown to the target's cores: more workers (http) or more instances."""
     if factor <= 1:
@@ -93,7 +103,7 @@ def recommend(result: ConfigResult, target: HardwareTarget, *, rate_rps: float |
     if best is None:
         raise ValueError("recommend() needs a configuration that met the SLO")
     measured_rps = best.throughput_rps
-    factor = max(1, target.cores // measured_cores) if extrapolation else 1
+    factor = max(1, extrapolation.target_cores // measured_cores) if extrapolation else 1
     capacity = extrapolation.target_rps if extrapolation else measured_rps
     usable = capacity * (1 - headroom)
     rate = rate_rps if rate_rps else usable
