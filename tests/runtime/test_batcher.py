@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlc.errors import InvalidInputError, QueueFullError, UnsupportedModelError, UsageError
+from mlc.errors import InvalidInputError, MlcError, QueueFullError, UsageError
 from mlc.runtime.batcher import DynamicBatcher
 from mlc.runtime.scorer import Scorer
 from mlc.runtime.session import SessionConfig
@@ -222,8 +222,9 @@ def test_output_without_one_row_per_input_row_fails_loudly():
     with DynamicBatcher(lambda x: {"y": x[:1]}, max_batch_size=3, max_queue_delay_us=LONG) as batcher:
         futures = [batcher.submit(rows(1, i)) for i in range(3)]
         for f in futures:
-            with pytest.raises(UnsupportedModelError, match="one output row per input row"):
+            with pytest.raises(MlcError, match="one output row per input row") as info:
                 f.result(timeout=10)
+            assert info.value.http_status == 500  # the model's fault: a server error, not the client's
 
 
 def test_cancelled_request_never_runs():

@@ -127,3 +127,26 @@ def test_bytes_outputs_are_strings_in_json_and_length_prefixed_in_binary():
     header = json.loads(body[:length])
     assert header["outputs"][0]["parameters"]["binary_data_size"] == 2 * (4 + 5)
     assert body[length:] == b"\x05\x00\x00\x000.9:1\x05\x00\x00\x000.1:0"
+
+
+@pytest.mark.parametrize(("datatype", "data", "needle"), [
+    ("INT64", [1.9, -2.7], "floating-point values, not int64"),
+    ("INT64", [1, "42"], "string values"),
+    ("BOOL", [0.5, 1], "not bool"),
+    ("UINT8", [1, 300], "outside uint8's range"),
+    ("FP32", [[1, 2], [3]], "list of numbers"),
+])
+def test_json_values_of_another_kind_are_refused_not_cast(datatype, data, needle):
+    body = json.dumps({"inputs": [{"name": "X", "datatype": datatype, "shape": [2], "data": data}]}).encode()
+    with pytest.raises(InvalidInputError, match=needle):
+        decode_request(body)
+
+
+def test_json_values_that_fit_are_taken():
+    def decoded(datatype, data):
+        body = json.dumps({"inputs": [{"name": "X", "datatype": datatype, "shape": [2], "data": data}]}).encode()
+        return decode_request(body).inputs["X"]
+
+    assert decoded("FP32", [1, 2.5]).tolist() == [1.0, 2.5] and decoded("FP32", [1, 2]).dtype == np.float32
+    assert decoded("BOOL", [True, False]).tolist() == [True, False]
+    assert decoded("INT8", [-128, 127]).dtype == np.int8

@@ -130,6 +130,11 @@ def test_prometheus_metrics(server):
     ("/v2/models/iris/infer", infer_body(ROWS[:, :3]), 400, "shape"),
     ("/v2/models/iris/infer", infer_body(ROWS.ravel()), 400, "shape"),
     ("/v2/models/iris/infer", infer_body(ROWS, outputs=[{"name": "nope"}]), 400, "no output 'nope'"),
+    # No rows: refused alike whether the request would run inline or through the batcher.
+    ("/v2/models/iris/infer", infer_body(np.zeros((0, N_FEATURES), np.float32)), 400, "has no rows"),
+    # JSON values of another kind are refused, not cast into a different input.
+    ("/v2/models/iris/infer", {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, N_FEATURES],
+                                          "data": ["1"] * N_FEATURES}]}, 400, "string values"),
     ("/v2/models/nope/infer", infer_body(ROWS), 404, "'nope' is not served"),
     ("/v2/models/iris/versions/9/infer", infer_body(ROWS), 404, "version '9'"),
     ("/v2/models/nope", None, 404, "not served"),
@@ -143,9 +148,23 @@ def test_bad_requests_get_4xx_with_an_error_that_says_why(server, path, body, st
     assert server.json("GET", "/v2/health/ready")[0] == 200
 
 
-def test_wrong_method_is_405(server):
-    assert server.json("GET", "/v2/models/iris/infer")[0] == 405
-    assert server.json("POST", "/v2/models/iris", b"{}")[0] == 405
+def test_wrong_method_is_405_with_the_allowed_one_and_head_works_where_get_does(server):
+    status, headers, _ = server.request("GET", "/v2/models/iris/infer")
+    assert status == 405 and headers["allow"] == "POST"
+    status, headers, _ = server.request("POST", "/v2/models/iris", b"{}")
+    assert status == 405 and headers["allow"] == "GET"
+    status, headers, body = server.request("HEAD", "/v2/health/ready")  # load balancers probe with HEAD
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+
+
+def test_listed_outputs_follow_the_requests_binary_default_and_none_listed_means_all(server):
+    status, headers, body = server.request("POST", "/v2/models/iris/infer", infer_body(
+        ROWS, parameters={"binary_data_output": True}, outputs=[{"name": "probabilities"}]))
+    length = int(headers["inference-header-content-length"])
+    (probabilities,) = json.loads(body[:length])["outputs"]
+    assert status == 200 and probabilities["parameters"]["binary_data_size"] == len(body) - length
+    status, reply = server.json("POST", "/v2/models/iris/infer", infer_body(ROWS, outputs=[]))
+    assert status == 200 and {o["name"] for o in reply["outputs"]} == {"label", "probabilities"}
 
 
 def test_a_lying_binary_header_is_refused(server):
@@ -159,6 +178,9 @@ def test_a_lying_binary_header_is_refused(server):
     assert status == 400 and "Inference-Header-Content-Length" in json.loads(body)["error"]
     status, _, body = server.request("POST", "/v2/models/iris/infer", header, {"Inference-Header-Content-Length": "x"})
     assert status == 400
+    status, _, body = server.request("POST", "/v2/models/iris/infer", header,
+                                     {"Inference-Header-Content-Length": "\u00b2"})  # sent as the byte 0xb2
+    assert status == 400 and "not a non-negative integer" in json.loads(body)["error"]  # a Unicode digit
 
 
 def test_a_model_that_raises_fails_only_that_request(server):
@@ -175,6 +197,13 @@ def test_requests_bigger_than_a_batch_are_chunked_and_reassembled(server, models
     status, reply = server.json("POST", "/v2/models/iris/versions/2/infer", infer_body(rows))
     assert status == 200
     assert reply["outputs"][0]["data"] == models["iris2"].predict(rows).tolist()
+
+
+def test_a_request_bigger_than_the_queue_is_refused_as_too_big_not_as_busy(start_server):
+    srv = start_server("reg", "--max-queue-rows", "100", "--max-batch-size", "64")
+    status, reply = srv.json("POST", "/v2/models/reg/infer", infer_body(np.zeros((101, N_FEATURES), np.float32)))
+    assert status == 400 and "at most 100" in reply["error"]  # a 503 "retry later" would never succeed
+    assert srv.json("POST", "/v2/models/reg/infer", infer_body(np.zeros((100, N_FEATURES), np.float32)))[0] == 200
 
 
 def test_size_and_row_limits(start_server):

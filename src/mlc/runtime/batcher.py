@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from mlc.errors import InvalidInputError, QueueFullError, UnsupportedModelError, UsageError
+from mlc.errors import InvalidInputError, MlcError, QueueFullError, UnsupportedModelError, UsageError
 from mlc.runtime._check_build import core
 from mlc.runtime.future import BatchFuture, settle_batch
 
@@ -343,7 +343,8 @@ def _split(outputs: Mapping[str, Any], batch: list[_Request], rows: int) -> list
     arrays = {name: np.asarray(value) for name, value in outputs.items()}
     for name, arr in arrays.items():
         if arr.ndim == 0 or arr.shape[0] != rows:
-            raise UnsupportedModelError(
+            # The model's fault, not the caller's: a plain MlcError (a server error, 500, when served).
+            raise MlcError(
                 f"output {name!r} has shape {arr.shape} for a batch of {rows} rows; batching needs "
                 "one output row per input row", "call this model directly, without the batcher")
     if len(batch) == 1:

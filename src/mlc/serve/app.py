@@ -80,11 +80,14 @@ class V2App:
             except Exception as exc:
                 status, message = error_status(exc)
                 reply = _json({"error": message}, status)
+                if isinstance(exc, MethodNotAllowedError):
+                    reply.extra.append((b"allow", exc.allow.encode()))
             plane.board.response(reply.status)
             headers = [(b"content-type", reply.content_type), (b"content-length", str(len(reply.body)).encode()),
                        *reply.extra]
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            await send({"type": "http.response.body", "body": reply.body})
+            # A HEAD reply has the GET reply's headers, Content-Length included, and no body.
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else reply.body})
         finally:
             plane.active_requests -= 1
 
@@ -147,7 +150,7 @@ class V2App:
         limit = self.max_request_bytes
         declared = _header(scope, b"content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 raise InvalidInputError(f"Content-Length {declared!r} is not a number")
             if int(declared) > limit:
                 raise PayloadTooLargeError(f"the request body is {int(declared)} bytes; this server takes at most "
@@ -169,8 +172,9 @@ class V2App:
 
 
 def _allow(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise MethodNotAllowedError(f"this route takes {allowed}, not {method}")
+    """Refuse another method; HEAD goes wherever GET does (a probe may use it)."""
+    if method != allowed and not (method == "HEAD" and allowed == "GET"):
+        raise MethodNotAllowedError(f"this route takes {allowed}, not {method}", allow=allowed)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -185,6 +189,6 @@ def _json_length(scope: Scope) -> int | None:
     value = _header(scope, b"inference-header-content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InvalidInputError(f"Inference-Header-Content-Length {value!r} is not a non-negative integer")
     return int(value)

@@ -86,17 +86,38 @@ def _shape(tensor: dict[str, Any], name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
+# JSON value kinds a datatype takes: booleans for BOOL, integers for integer types, and any
+# number for floats. Anything else (a string, 1.9 for an INT64, "no" for a BOOL) is refused,
+# as Triton does, instead of being cast into a different input.
+_JSON_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}
+
+
 def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
     if data is None:
         raise InvalidInputError(f"input {name!r} has neither 'data' nor 'parameters.binary_data_size'")
     try:
-        array = np.asarray(data, dtype=dtype)
+        parsed = np.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"input {name!r}: 'data' is not a (nested) list of numbers ({exc})") from None
+    if parsed.size and parsed.dtype.kind not in _JSON_KINDS[dtype.kind]:
+        raise InvalidInputError(f"input {name!r}: 'data' holds {_kind_name(parsed)} values, not {dtype.name} ones")
+    if dtype.kind in "iu" and parsed.size and parsed.dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if parsed.min() < info.min or parsed.max() > info.max:
+            raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
+    try:
+        array = parsed.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInputError(f"input {name!r}: 'data' does not hold {dtype.name} values ({exc})") from None
     if array.size != math.prod(shape):
         raise InvalidInputError(
             f"input {name!r}: 'data' has {array.size} elements but shape {list(shape)} needs {math.prod(shape)}")
     return array.reshape(shape)
+
+
+def _kind_name(array: np.ndarray) -> str:
+    return {"b": "boolean", "i": "integer", "u": "integer", "f": "floating-point", "U": "string"}.get(
+        array.dtype.kind, f"mixed or {array.dtype.name}")
 
 
 def _tensor_from_binary(name: str, raw: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -108,10 +129,10 @@ def _tensor_from_binary(name: str, raw: memoryview, dtype: np.dtype[Any], shape:
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
-def _requested_outputs(body: dict[str, Any]) -> list[RequestedOutput] | None:
+def _requested_outputs(body: dict[str, Any], binary_default: bool) -> list[RequestedOutput] | None:
     outputs = body.get("outputs")
-    if outputs is None:
-        return None
+    if outputs is None or outputs == []:
+        return None  # every output
     if not isinstance(outputs, list):
         raise InvalidInputError("'outputs' must be a list of {\"name\": ...} objects")
     wanted = []
@@ -125,7 +146,8 @@ def _requested_outputs(body: dict[str, Any]) -> list[RequestedOutput] | None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidInputError(f"output {name!r}: 'classification' must be a count of classes, not {count!r}")
         # Triton's clients say `binary_data`; accept `binary_data_output` here too, as some docs spell it.
-        binary = bool(params.get("binary_data", params.get("binary_data_output", False)))
+        # Unset, the request's own `binary_data_output` applies, as the binary extension says.
+        binary = bool(params.get("binary_data", params.get("binary_data_output", binary_default)))
         wanted.append(RequestedOutput(name, binary, count))
     return wanted
 
@@ -180,11 +202,12 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferRequest:
             f"the body has {len(binary_part) - offset} binary bytes that no input's binary_data_size accounts for")
     params = _as_dict(parsed.get("parameters") or {}, "'parameters'")
     request_id = parsed.get("id")
+    binary_default = bool(params.get("binary_data_output", False))
     return InferRequest(
         inputs=inputs,
         request_id=str(request_id) if request_id is not None else None,
-        outputs=_requested_outputs(parsed),
-        binary_default=bool(params.get("binary_data_output", False)),
+        outputs=_requested_outputs(parsed, binary_default),
+        binary_default=binary_default,
     )
 
 

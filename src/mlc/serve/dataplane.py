@@ -94,8 +94,12 @@ class ServedModel:
             raise InvalidInputError(f"input {name!r} of model {self.name} is {self.input_datatype}, not {datatype}")
         if x.ndim == 0:
             raise InvalidInputError(f"input {name!r} needs a shape with a row dimension, not []")
-        if x.shape[0] > max_rows:
-            raise InvalidInputError(f"the request has {x.shape[0]} rows; this server takes at most {max_rows}",
+        if x.shape[0] == 0:
+            raise InvalidInputError(f"input {name!r} has no rows (shape {list(x.shape)})", "send at least one row")
+        # A request the queue can never hold would be refused as "full, retry later" forever.
+        limit = min(max_rows, self.spec.batch.max_queue_rows)
+        if x.shape[0] > limit:
+            raise InvalidInputError(f"the request has {x.shape[0]} rows; this server takes at most {limit}",
                                     "split it into several requests")
         return x
 

@@ -17,7 +17,13 @@ class PayloadTooLargeError(MlcError):
 
 
 class MethodNotAllowedError(MlcError):
+    """A route asked with a method it does not take; the reply's Allow header names the one it does."""
+
     http_status = 405
+
+    def __init__(self, message: str, hint: str | None = None, *, allow: str) -> None:
+        super().__init__(message, hint)
+        self.allow = allow
 
 
 def error_status(exc: BaseException) -> tuple[int, str]:
