@@ -291,3 +291,50 @@ def test_malicious_pickle_behind_another_extension(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     path = save_pickle(_payloads(marker)["os.system"][0], tmp_path / "model.onnx", protocol=4)
     _refused(path, marker, "posix.system")
+
+
+def _short(text: str) -> bytes:
+    """SHORT_BINUNICODE: a string pushed on the pickle stack."""
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _object_field_dtype(version: int, flags: int | None) -> bytes:
+    """numpy.dtype('V8') then a BUILD whose state gives it one field 'f' of dtype('O') (memo 0).
+
+    Version 3 states carry the object flag, which numpy trusts; older ones do not, and numpy
+    works it out from the fields.
+    """
+    head = _short("numpy") + _short("dtype") + b"\x93" + _short("V8") + b"\x89\x88\x87R"
+    state = b"(K" + bytes([version]) + _short("|") + b"N" + _short("f") + b"\x85}" + _short("f") + b"h\x00K\x00\x86s"
+    state += b"K\x08K\x01" + (b"K" + bytes([flags]) if flags is not None else b"") + b"tb"
+    return head + state
+
+
+def test_a_dtype_hiding_its_object_field_is_refused_before_it_builds_object_pointers(tmp_path: Path) -> None:
+    """With the object flag off, numpy would take 8 raw bytes as a PyObject* (a crash or worse)."""
+    data = b"\x80\x04" + _short("numpy") + _short("dtype") + b"\x93" + _short("O") + b"\x89\x88\x87R\x94"
+    data += _short("numpy._core.multiarray") + _short("_reconstruct") + b"\x93"
+    data += _short("numpy") + _short("ndarray") + b"\x93K\x00\x85C\x01b\x87R"
+    data += b"(K\x01K\x01\x85" + _object_field_dtype(3, flags=0) + b"\x89C\x08" + b"A" * 8 + b"tb."
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    with pytest.raises(UnsafeModelError, match="object flag contradicts its fields") as info:
+        load_model(path)
+    assert info.value.exit_code == 3
+
+
+def test_a_joblib_array_whose_dtype_gains_objects_from_its_fields_has_its_nested_pickle_scanned(
+        tmp_path: Path) -> None:
+    """An old-style dtype state: numpy finds the object field, so joblib unpickles what follows."""
+    marker = tmp_path / "marker"
+    data = b"\x80\x04" + _short("numpy") + _short("dtype") + b"\x93" + _short("O") + b"\x89\x88\x87R\x94"
+    data += _short("joblib.numpy_pickle") + _short("NumpyArrayWrapper") + b"\x93("
+    data += _short("numpy") + _short("ndarray") + b"\x93K\x01\x85" + _short("C")
+    data += _object_field_dtype(2, flags=None) + b"\x89K\x10tR}b"
+    nested = b"cposix\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR."
+    skip = 1 + nested[0] + 8  # what a scan reading 'V8' as raw bytes would skip: padding, then the data
+    path = tmp_path / "model.joblib"
+    path.write_bytes(data + nested + b"N" * (skip - len(nested)) + b".")
+    assert "posix.system" in scan_pickle(path.read_bytes())
+    _refused(path, marker, "posix.system")

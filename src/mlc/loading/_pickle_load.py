@@ -119,6 +119,10 @@ def _restricted_unpickler_class() -> type:
                 return
             if expected is None or self.file_handle.tell() - self._base != expected[0]:
                 raise _Desync("array wrapper built where the scan saw none")
+            # What follows is raw bytes or a nested pickle by the real dtype; the scan must have
+            # read it the same way before any of it is read here.
+            if bool(top.dtype.hasobject) != (self._builds in self._scan.object_payloads):
+                raise _Desync("array payload is a nested pickle where the scan saw raw bytes, or the reverse")
             self.stack.pop()
             array = top.read(self, self.ensure_native_byte_order)
             if self.file_handle.tell() - self._base != expected[1]:
@@ -142,6 +146,8 @@ def scan_file(path: Path) -> ScanResult:
         refused, _ = _allowlist.offenders_of(exc.globals)
         if refused:
             raise UnsafeModelError(refused, str(path)) from None
+        if exc.crafted:
+            raise UnsafeModelError([f"<{exc.reason}>"], str(path), "the pickle builds objects") from None
         raise ModelFormatError(
             f"{path} is a truncated or corrupt pickle: {exc.reason}",
             "check that the file was copied completely",

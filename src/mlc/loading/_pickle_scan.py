@@ -34,12 +34,16 @@ _MAX_NESTING = 8
 
 
 class PickleScanError(Exception):
-    """The stream is not a well-formed pickle (or joblib pickle) we can follow."""
+    """The stream is not a well-formed pickle (or joblib pickle) we can follow.
 
-    def __init__(self, reason: str, globals_: list[str]) -> None:
+    crafted: no library writes such a stream; it is refused as unsafe, not as corrupt.
+    """
+
+    def __init__(self, reason: str, globals_: list[str], *, crafted: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.globals = globals_
+        self.crafted = crafted
 
 
 @dataclass
@@ -48,6 +52,8 @@ class ScanResult:
     # BUILD ordinal (1-based, top-level stream) -> (payload start, payload end) offsets.
     payloads: dict[int, tuple[int, int]] = field(default_factory=dict)
     protocol: int = 0
+    # The BUILDs whose payload is a nested pickle (an object array), not raw bytes.
+    object_payloads: set[int] = field(default_factory=set)
 
 
 class _Sym:
@@ -106,6 +112,7 @@ class _Scanner:
         self.depth = depth
         self.globals: dict[str, None] = {}
         self.payloads: dict[int, tuple[int, int]] = {}
+        self.object_payloads: set[int] = set()
         self.proto = 0
         self.builds = 0
         self.stack: list[Any] = []
@@ -113,8 +120,8 @@ class _Scanner:
         self.memo: dict[int, Any] = {}
 
     # -- helpers -------------------------------------------------------------
-    def fail(self, reason: str) -> PickleScanError:
-        return PickleScanError(reason, list(self.globals))
+    def fail(self, reason: str, *, crafted: bool = False) -> PickleScanError:
+        return PickleScanError(reason, list(self.globals), crafted=crafted)
 
     def record(self, qualified: str) -> None:
         self.globals.setdefault(qualified, None)
@@ -179,6 +186,8 @@ class _Scanner:
         if not isinstance(inst, _Sym) or inst is _BYTES:
             return
         inst.state = state
+        if inst.kind == "call" and _global_name(inst.func) == "numpy.dtype":
+            self.dtype_has_object(inst)  # refuses a state whose object flag contradicts its fields
         if inst.attrs is None:
             return
         # object.__setstate__-less BUILD: update __dict__, then setattr the slot state.
@@ -209,23 +218,14 @@ class _Scanner:
         dtype = attrs.get("dtype")
         if not (isinstance(dtype, _Sym) and _global_name(dtype.func) == "numpy.dtype"):
             raise self.fail("joblib array wrapper whose dtype is not a numpy.dtype")
-        args = dtype.args
-        if not (isinstance(args, tuple) and args and isinstance(args[0], str)):
-            raise self.fail("joblib array wrapper with an unreadable dtype")
-        try:
-            base = np.dtype(args[0])
-        except (TypeError, ValueError) as exc:
-            raise self.fail(f"joblib array wrapper with an invalid dtype {args[0]!r}") from exc
-        itemsize, has_object = base.itemsize, base.hasobject
+        has_object = self.dtype_has_object(dtype)
+        itemsize = np.dtype(dtype.args[0]).itemsize
         st = dtype.state
-        if isinstance(st, tuple) and len(st) >= 8:
-            elsize, flags = st[5], st[7]
-            if type(elsize) is int and elsize > 0:
-                itemsize = elsize
-            if type(flags) is int and flags & 1:  # NPY_ITEM_HASOBJECT
-                has_object = True
+        if isinstance(st, tuple) and len(st) >= 6 and type(st[5]) is int and st[5] > 0:
+            itemsize = st[5]  # elsize: a structured dtype's size
 
         if has_object:
+            self.object_payloads.add(self.builds)
             # A nested, ordinary pickle follows (read by a plain Unpickler).
             if self.depth >= _MAX_NESTING:
                 raise self.fail("joblib object arrays nested too deeply")
@@ -243,6 +243,55 @@ class _Scanner:
                 raise self.fail("joblib array data truncated")
             self.skip(pad[0])
         self.skip(count * itemsize)
+
+    def dtype_has_object(self, dtype: _Sym, depth: int = 0) -> bool:
+        """Whether a pickled numpy.dtype holds Python objects, judged from all numpy would use.
+
+        numpy trusts the object flag of a state of version 3 or later: a structured dtype whose
+        fields hold objects but whose flags say none makes an array of raw bytes read as object
+        pointers. From an older state numpy works the flag out from the fields, so a scan that
+        read only the base type would skip, as raw bytes, a nested pickle that joblib runs. So
+        the answer comes from the base type, the fields and the subarray, and a state whose flag
+        contradicts them, or that cannot be judged, is refused.
+        """
+        import numpy as np
+
+        if depth > _MAX_NESTING:
+            raise self.fail("numpy dtype nested too deeply")
+        args = dtype.args
+        if not (isinstance(args, tuple) and args and isinstance(args[0], str)):
+            raise self.fail("numpy dtype with an unreadable type")
+        try:
+            has_object = bool(np.dtype(args[0]).hasobject)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"numpy dtype with an invalid type {args[0]!r}") from exc
+        st = dtype.state
+        if st is None:
+            return has_object
+        if not isinstance(st, tuple) or not 7 <= len(st) <= 9:
+            raise self.fail("numpy dtype with a state mlc cannot judge")
+        subarray, fields = st[2], st[4]
+        if subarray is not None:
+            if not (isinstance(subarray, tuple) and len(subarray) == 2 and self._is_dtype(subarray[0])):
+                raise self.fail("numpy dtype with an unreadable subarray")
+            has_object |= self.dtype_has_object(subarray[0], depth + 1)
+        if fields is not None:
+            items = fields.str_items() if isinstance(fields, _Dict) else None
+            if items is None:
+                raise self.fail("numpy dtype with unreadable fields")
+            for value in items.values():
+                if not (isinstance(value, tuple) and 2 <= len(value) <= 3 and self._is_dtype(value[0])):
+                    raise self.fail("numpy dtype with an unreadable field")
+                has_object |= self.dtype_has_object(value[0], depth + 1)
+        if len(st) >= 8:
+            flags = st[7]
+            if type(flags) is not int or bool(flags & 1) != has_object:  # NPY_ITEM_HASOBJECT
+                raise self.fail("a numpy dtype whose object flag contradicts its fields", crafted=True)
+        return has_object
+
+    @staticmethod
+    def _is_dtype(value: Any) -> bool:
+        return isinstance(value, _Sym) and value.kind == "call" and _global_name(value.func) == "numpy.dtype"
 
     def skip(self, n: int) -> None:
         remaining = n
@@ -427,7 +476,7 @@ def scan_stream(stream: IO[bytes], *, joblib: bool = True) -> ScanResult:
     """
     scanner = _Scanner(stream, joblib=joblib)
     scanner.run()
-    return ScanResult(list(scanner.globals), scanner.payloads, scanner.proto)
+    return ScanResult(list(scanner.globals), scanner.payloads, scanner.proto, scanner.object_payloads)
 
 
 def scan_pickle(data: bytes) -> list[str]:
