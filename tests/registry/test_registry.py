@@ -97,11 +97,36 @@ def test_shared_blob_survives_deleting_one_of_its_versions(reg):
     assert reg.artifact_path("m:2").read_bytes() == b"model-bytes"
 
 
-def test_corrupted_artifact_is_detected_on_read(reg):
+def test_corrupted_artifact_is_detected_on_read_and_repaired_by_registering_it_again(reg):
     mv = _add(reg)
     reg.store.path_for(mv.digest).write_bytes(b"tampered")
     with pytest.raises(IntegrityError, match="corrupted"):
         reg.artifact_path("m:1")
+    _add(reg)  # what the error's hint says to do
+    assert reg.artifact_path("m:1").read_bytes() == reg.artifact_path("m:2").read_bytes() == b"model-bytes"
+
+
+def test_a_delete_between_a_registers_write_and_its_row_leaves_no_row_without_its_blob(reg, monkeypatch):
+    _add(reg, name="a")  # the only version holding these bytes
+    other = Registry(reg.home)  # another process on the same registry
+    put = other.store.put
+    calls = []
+
+    def put_then_delete(data, digest=None):
+        calls.append(digest)
+        stored = put(data, digest)
+        if len(calls) == 1:  # after the first write, before the register's transaction
+            reg.delete("a:1")
+        return stored
+
+    monkeypatch.setattr(other.store, "put", put_then_delete)
+    mv = other.register("b", b"model-bytes", format="onnx", framework="onnx", signature=SIG)
+    assert other.artifact_path(mv.ref).read_bytes() == b"model-bytes"
+
+
+def test_names_end_where_they_end(reg):
+    with pytest.raises(UsageError):
+        _add(reg, name="x\n")  # "$" would match before the newline; the name could never be looked up
 
 
 def test_reports_are_stored_beside_the_version(reg, tmp_path):

@@ -187,6 +187,9 @@ class Registry:
         for attempt in range(_RETRIES):
             try:
                 with self._tx() as conn:
+                    # Again under the write lock: a delete of the last version using these bytes
+                    # may have removed the blob since the put above.
+                    self.store.put(data, digest)
                     current = conn.execute(
                         sa.select(sa.func.max(s.versions.c.version)).where(s.versions.c.name == name)
                     ).scalar()
@@ -312,8 +315,8 @@ class Registry:
                 (s.reports.c.name == mv.name) & (s.reports.c.version == mv.version)))
             conn.execute(s.versions.delete().where(where))
             still_used = conn.execute(sa.select(s.versions.c.id).where(s.versions.c.digest == mv.digest)).first()
-        if not still_used:
-            self.store.remove(mv.digest)
+            if not still_used:  # under the write lock, so no register can be naming these bytes meanwhile
+                self.store.remove(mv.digest)
         shutil.rmtree(self.version_dir(mv), ignore_errors=True)
         return mv
 

@@ -55,10 +55,11 @@ class BlobStore:
     def path_for(self, digest: str) -> Path:
         return self.root / "sha256" / digest[:2] / digest
 
-    def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+    def put(self, data: bytes, digest: str | None = None) -> str:
+        """Store data under its sha256 (given when already computed); a damaged copy is replaced."""
+        digest = digest or hashlib.sha256(data).hexdigest()
         dest = self.path_for(digest)
-        if not dest.exists():
+        if not dest.exists() or sha256_file(dest) != digest:
             atomic_write(dest, data)
         return digest
 
