@@ -289,3 +289,41 @@ def test_a_forced_tree_strategy_is_the_only_one_tried_on_gpu_targets():
     assert strategies("gemm") == {"gemm"}
     with pytest.raises(UsageError, match="tree strategy"):
         optimize("unused.onnx", target="gpu", tree_strategy="forest-fire")
+
+
+class ForgetsMissingValues(SklearnConverter):
+    """Converts correctly except that every split sends NaN to its false branch."""
+
+    def convert(self, loaded):
+        model = super().convert(loaded)
+        for node in model.graph.node:
+            for attr in node.attribute:
+                if attr.name == "nodes_missing_value_tracks_true":
+                    attr.ints[:] = [0] * len(attr.ints)
+        return model
+
+
+def test_without_data_a_graph_that_routes_missing_values_wrongly_fails_parity(tmp_path, registry):
+    """Drawn rows carry NaN where trees read a column, when the original takes NaN (HistGradientBoosting)."""
+    original = get_converter("sklearn")
+    register_converter(ForgetsMissingValues(), overwrite=True)
+    try:
+        with pytest.raises(ParityError):
+            optimize(_save(tmp_path, "sklearn-hgb", "hgb"), registry=registry, **FAST)
+    finally:
+        register_converter(original, overwrite=True)
+    # An original that refuses NaN (GradientBoosting) is judged on rows without any.
+    assert optimize(_save(tmp_path, "sklearn-gb", "gb"), registry=registry, **FAST).winner
+
+
+def test_an_onnx_model_with_an_integer_input_is_optimized(tmp_path, registry):
+    weights = numpy_helper.from_array(np.arange(1, 7, dtype=np.float32).reshape(3, 2), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["xf"], to=onnx.TensorProto.FLOAT),
+         helper.make_node("MatMul", ["xf", "w"], ["y"])],
+        "ints", [helper.make_tensor_value_info("x", onnx.TensorProto.INT64, [None, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 2])], [weights])
+    path = tmp_path / "ints.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    result = optimize(path, registry=registry, **FAST)  # the rows were drawn as floats: cast for both sides
+    assert registry.get(result.winner).signature.inputs[0].dtype == "int64"

@@ -93,3 +93,18 @@ def test_string_labels():
     ref = {"label": np.array(["a", "b", "c"], dtype=object)}
     assert compare({"label": np.array(["a", "b", "c"])}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
     assert not compare({"label": np.array(["a", "b", "b"])}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+
+
+def test_float_labels_are_compared_as_labels():
+    """Year classes: a flip from 2019 to 2020 is a 5e-4 relative error, and must count as a flip."""
+    ref = {"label": np.array([2019.0, 2020.0, 2021.0]), "probabilities": np.eye(3)}
+    cand = {"label": np.array([2019.0, 2020.0, 2020.0]), "probabilities": np.eye(3)}
+    report = compare(cand, ref, tolerance=Tolerance(0.0, 0.05, lossy=True), evidence=REAL_DATA)
+    assert not report.passed and report.label_disagreement == pytest.approx(1 / 3)
+
+
+def test_equal_infinities_are_equal():
+    ref = {"variable": np.array([[np.inf], [-np.inf], [1.0]])}
+    assert compare({k: v.copy() for k, v in ref.items()}, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed
+    flipped = {"variable": np.array([[-np.inf], [-np.inf], [1.0]])}
+    assert not compare(flipped, ref, tolerance=LOSSLESS, evidence=REAL_DATA).passed

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlc.convert import NativeModel, convert, native
-from mlc.convert.graph import tensor_dtype
+from mlc.convert.graph import input_names, tensor_dtype
 from mlc.data import draw_inputs, load_rows
 from mlc.engines import Predictor, predictor
 from mlc.errors import NotFoundError, ParityError, UsageError
@@ -94,7 +94,7 @@ def optimize(
     reference_model = native(loaded)
     n_features = loaded.signature.n_features or _graph_features(base)
     x_val, calibration, evidence = _sample_rows(data, base, n_features)
-    reference = reference_model.outputs(x_val)
+    x_val, reference = _reference(reference_model, x_val, data is None, base, n_features)
     lossy_tolerance = Tolerance(max_label_disagreement, max_abs_error, lossy=True)
 
     candidates = _build_candidates(base, hw, calibration, say, tree_strategy)
@@ -211,12 +211,40 @@ def _sample_rows(data: str | Path | np.ndarray | None, base: Artifact,
     so a statically quantized candidate is not judged on the rows it was calibrated on.
     """
     if data is None:
-        return draw_inputs(base.proto, n_features, DRAWN_ROWS), None, DRAWN_INPUTS
-    rows = load_rows(data, n_features)
+        return _as_graph_input(draw_inputs(base.proto, n_features, DRAWN_ROWS), base), None, DRAWN_INPUTS
+    rows = _as_graph_input(load_rows(data, n_features), base)
     if len(rows) <= VALIDATION_ROWS:
         return rows, rows, REAL_DATA
     order = np.random.default_rng(0).permutation(len(rows))
     return rows[np.sort(order[:VALIDATION_ROWS])], rows[order[VALIDATION_ROWS:]], REAL_DATA
+
+
+def _as_graph_input(rows: np.ndarray, base: Artifact) -> np.ndarray:
+    """Rows in the graph's input type: an ONNX model taking int64 (or double) gets it on both
+    sides, the original's and the candidates' (a Scorer refuses a lossy float-to-int cast)."""
+    graph_input = next(i for i in base.proto.graph.input if i.name == input_names(base.proto)[0])
+    dtype = np.dtype(tensor_dtype(graph_input.type.tensor_type.elem_type))
+    if dtype == rows.dtype or dtype.kind not in "biuf":
+        return rows
+    return np.ascontiguousarray(np.rint(rows) if dtype.kind in "biu" else rows, dtype=dtype)
+
+
+def _reference(model: NativeModel, rows: np.ndarray, drawn: bool, base: Artifact,
+               n_features: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(validation rows, the original's outputs on them).
+
+    Drawn rows get some missing values where trees read a column when the original takes NaN
+    (XGBoost, LightGBM, HistGradientBoosting, recent scikit-learn forests), so a candidate that
+    routes them differently fails; an original that refuses NaN is judged without them.
+    """
+    if drawn and rows.dtype.kind == "f":
+        with_missing = _as_graph_input(draw_inputs(base.proto, n_features, len(rows), missing=True), base)
+        if np.isnan(with_missing).any():
+            try:
+                return with_missing, model.outputs(with_missing)
+            except ValueError:
+                pass  # "Input X contains NaN": the original does not take missing values
+    return rows, model.outputs(rows)
 
 
 # ---- candidates ------------------------------------------------------------------------------

@@ -117,3 +117,33 @@ def test_registry_refuses_to_overwrite_unless_asked():
     finally:
         register_converter(original, overwrite=True)
     assert get_converter("sklearn") is original
+
+
+@pytest.mark.parametrize("with_nan", [True, False])
+def test_a_scikit_learn_forest_sends_missing_values_where_scikit_learn_does(with_nan):
+    """skl2onnx sent NaN right at every split; scikit-learn follows each split's missing_go_to_left."""
+    import onnxruntime as ort
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 5)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    holes = x.copy()
+    holes[rng.random(x.shape) < 0.2] = np.nan
+    model = RandomForestClassifier(n_estimators=8, max_depth=5, random_state=0).fit(holes if with_nan else x, y)
+    loaded = LoadedModel(model, "pickle", "sklearn", tabular(5, task="classification", classes=[0, 1]))
+    graph = convert(loaded).onnx_bytes
+    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    labels = session.run(None, {session.get_inputs()[0].name: holes})[0]
+    np.testing.assert_array_equal(labels, model.predict(holes))
+
+
+def test_lightgbm_zero_as_missing_is_refused_not_converted_wrong():
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = 0.0
+    model = lightgbm.LGBMClassifier(n_estimators=5, zero_as_missing=True, verbose=-1).fit(x, (x[:, 0] > 0).astype(int))
+    loaded = LoadedModel(model, "pickle", "lightgbm", tabular(4, task="classification", classes=[0, 1]))
+    with pytest.raises(UnsupportedModelError, match="zero as a missing value"):
+        convert(loaded)

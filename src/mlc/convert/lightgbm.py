@@ -61,13 +61,24 @@ def booster_objective(model: Any) -> str:
 
 
 def split_thresholds(model: Any) -> dict[int, np.ndarray]:
-    """Every numeric split threshold of the model, as LightGBM holds it (double), by feature."""
+    """Every numeric split threshold of the model, as LightGBM holds it (double), by feature.
+
+    Read from every split of the model, which is also where a split that treats zero as
+    missing (zero_as_missing=True) shows: onnxmltools converts those as ordinary splits, so
+    the model is refused rather than converted into one that scores zeros differently.
+    """
     found: dict[int, list[float]] = {}
     stack = [tree["tree_structure"] for tree in _booster(model).dump_model()["tree_info"]]
     while stack:
         node = stack.pop()
         if "split_feature" not in node:
             continue
+        if node.get("missing_type") == "Zero":
+            raise UnsupportedModelError(
+                "this LightGBM model treats zero as a missing value (zero_as_missing=True), which the "
+                "ONNX converter does not reproduce: zeros would be scored differently",
+                "retrain without zero_as_missing (zeros as values, NaN as missing), or export the "
+                "ONNX graph yourself and optimize the .onnx file")
         if node.get("decision_type") == "<=":
             found.setdefault(int(node["split_feature"]), []).append(float(node["threshold"]))
         stack += [node["left_child"], node["right_child"]]
@@ -83,6 +94,7 @@ class LightGBMConverter(Converter):
 
         model = loaded.model
         n_features = loaded.signature.n_features or _booster(model).num_feature()
+        thresholds = split_thresholds(model)  # first: it refuses splits the converter gets wrong
         try:
             converted = convert_lightgbm(
                 model,
@@ -97,7 +109,7 @@ class LightGBMConverter(Converter):
                 "mlc converts LightGBM gbdt models with numeric features; "
                 "export the model to ONNX yourself and optimize the .onnx file",
             ) from exc
-        lower_leq_thresholds(converted, split_thresholds(model))
+        lower_leq_thresholds(converted, thresholds)
         return converted
 
     def native(self, loaded: LoadedModel) -> NativeModel:

@@ -9,6 +9,8 @@ Options chosen here and why:
   does (StandardScaler in float32, RobustScaler in float64): ONNX's Scaler multiplies by
   1/scale, and the last-bit difference sends rows that sit on a split threshold
   (XGBoost's thresholds are training values) down the other branch.
+- scikit-learn trees and forests send a missing value (NaN) to the side each split recorded
+  (missing_go_to_left); skl2onnx sends it right everywhere, so the graph is repaired.
 - XGBoost and LightGBM steps are converted by onnxmltools' converters, registered into
   skl2onnx on first use; a LightGBM step's thresholds get the same float32 repair as a
   LightGBM model on its own (see lightgbm.py).
@@ -103,6 +105,36 @@ def _repair_lightgbm_thresholds(converted: onnx.ModelProto, steps: list[tuple[st
     lower_leq_thresholds(converted, {f: np.concatenate(v) for f, v in exact.items()})
 
 
+def _repair_missing_value_routes(converted: onnx.ModelProto, steps: list[tuple[str, Any]]) -> int:
+    """Send NaN down the branch scikit-learn sends it, in its trees and forests (in place).
+
+    scikit-learn routes a missing value at each split to the side recorded in the tree's
+    missing_go_to_left (learnt when the training data had NaN there, else the side that saw
+    more samples); skl2onnx marks no node as taking NaN to its true (left) branch, so every
+    NaN went right and rows with missing values were scored differently. Done where one
+    tree or forest step maps onto the graph's one tree-ensemble node; returns the nodes set.
+    """
+    from mlc.convert.graph import TREE_OPS
+
+    forests = [step for _path, step in steps
+               if type(step).__module__.startswith(("sklearn.tree", "sklearn.ensemble._forest"))]
+    nodes = [node for node in converted.graph.node if node.op_type in TREE_OPS]
+    if len(forests) != 1 or len(nodes) != 1:
+        return 0
+    trees = getattr(forests[0], "estimators_", None) or [forests[0]]
+    routes = [getattr(getattr(tree, "tree_", None), "missing_go_to_left", None) for tree in trees]
+    if any(route is None for route in routes):
+        return 0  # a scikit-learn without missing-value support: NaN is refused at predict
+    attrs = {a.name: a for a in nodes[0].attribute}
+    tree_ids, node_ids = attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints
+    tracks = [int(routes[t][n]) if mode != b"LEAF" else 0
+              for t, n, mode in zip(tree_ids, node_ids, attrs["nodes_modes"].strings, strict=True)]
+    if "nodes_missing_value_tracks_true" in attrs:
+        nodes[0].attribute.remove(attrs["nodes_missing_value_tracks_true"])
+    nodes[0].attribute.append(onnx.helper.make_attribute("nodes_missing_value_tracks_true", tracks))
+    return sum(tracks)
+
+
 def _options(model: Any, steps: list[tuple[str, Any]]) -> dict[int, dict[str, Any]]:
     from sklearn.base import is_classifier
     from sklearn.preprocessing import RobustScaler, StandardScaler
@@ -161,6 +193,7 @@ class SklearnConverter(Converter):
                 _SUPPORTED_HINT,
             ) from exc
         _repair_lightgbm_thresholds(converted, steps)
+        _repair_missing_value_routes(converted, steps)
         return converted
 
     def native(self, loaded: LoadedModel) -> NativeModel:
