@@ -147,3 +147,15 @@ def test_lightgbm_zero_as_missing_is_refused_not_converted_wrong():
     loaded = LoadedModel(model, "pickle", "lightgbm", tabular(4, task="classification", classes=[0, 1]))
     with pytest.raises(UnsupportedModelError, match="zero as a missing value"):
         convert(loaded)
+
+
+@pytest.mark.parametrize("kind", ["outlier detector", "clusterer"])
+def test_models_that_predict_no_class_or_value_are_refused_up_front(kind):
+    """Their converted outputs (anomaly scores, cluster ids) never matched the parity reference."""
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import IsolationForest
+
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    model = IsolationForest(n_estimators=5).fit(x) if kind == "outlier detector" else KMeans(2, n_init=1).fit(x)
+    with pytest.raises(UnsupportedModelError, match="neither a classifier nor a regressor"):
+        convert(LoadedModel(model, "pickle", "sklearn", tabular(3, task=None)))

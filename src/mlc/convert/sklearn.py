@@ -79,8 +79,16 @@ def _register_boosters(steps: list[tuple[str, Any]]) -> None:
 
 def _check_supported(steps: list[tuple[str, Any]]) -> None:
     from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.base import is_classifier, is_regressor
     from sklearn.preprocessing import FunctionTransformer
 
+    path, last = steps[-1]
+    if not (is_classifier(last) or is_regressor(last)):
+        # Clusterers and outlier detectors convert, but to outputs (cluster ids, anomaly scores)
+        # that mlc's parity check and server, built on predictions, do not compare.
+        raise UnsupportedModelError(f"step '{path}' ({type(last).__name__}) is neither a classifier nor a "
+                                    "regressor (a clusterer, outlier detector or transformer); mlc optimizes "
+                                    "classifiers and regressors", _SUPPORTED_HINT)
     for path, step in steps:
         cls = type(step).__name__
         if type(step) not in sklearn_operator_name_map:
