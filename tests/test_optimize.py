@@ -327,3 +327,16 @@ def test_an_onnx_model_with_an_integer_input_is_optimized(tmp_path, registry):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     result = optimize(path, registry=registry, **FAST)  # the rows were drawn as floats: cast for both sides
     assert registry.get(result.winner).signature.inputs[0].dtype == "int64"
+
+
+def test_a_gpu_target_still_has_a_plain_candidate_to_check_plans_against():
+    """Its one session setting stands for the plain conversion; without one, choose() skipped its guard."""
+    from mlc.convert import convert
+    from mlc.runtime.session import default_session_config
+    from mlc.search import session_variants
+    from mlc.targets import get_target
+
+    gpu = get_target("gpu-h100")
+    base = convert(zoo.model("sklearn-forest"), session=default_session_config(gpu.cores, gpu.device))
+    variants = session_variants(base, gpu)
+    assert variants and all(is_default for _config, is_default in variants)

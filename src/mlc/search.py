@@ -148,10 +148,12 @@ def session_variants(artifact: Artifact, target: HardwareTarget) -> list[tuple[S
     default = artifact.session
     variants = []
     for config in grid(artifact, target):
-        is_default = (config.intra_op_threads == default.intra_op_threads
-                      and config.inter_op_threads == default.inter_op_threads
-                      and config.execution_mode == default.execution_mode
-                      and config.allow_spinning == default.allow_spinning)
+        # On a GPU the grid is one setting (host threads only feed the device), and it stands for
+        # the plain conversion: without a plain candidate no plan is checked against it.
+        is_default = target.is_gpu or (config.intra_op_threads == default.intra_op_threads
+                                       and config.inter_op_threads == default.inter_op_threads
+                                       and config.execution_mode == default.execution_mode
+                                       and config.allow_spinning == default.allow_spinning)
         variants.append((config, is_default))
     return variants
 
