@@ -340,3 +340,14 @@ def test_a_gpu_target_still_has_a_plain_candidate_to_check_plans_against():
     base = convert(zoo.model("sklearn-forest"), session=default_session_config(gpu.cores, gpu.device))
     variants = session_variants(base, gpu)
     assert variants and all(is_default for _config, is_default in variants)
+
+
+def test_a_multi_output_regressor_keeps_its_output_width(tmp_path, registry):
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    x = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    path = tmp_path / "multi.joblib"
+    joblib.dump(ExtraTreesRegressor(n_estimators=4, max_depth=4, random_state=0).fit(x, x[:, :3]), path)
+    result = optimize(path, registry=registry, **FAST)
+    for ref in (result.source, result.winner):  # the converter declares (None, 1); the model gives 3
+        assert registry.get(ref).signature.outputs[0].shape == (None, 3)

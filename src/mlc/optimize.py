@@ -381,9 +381,17 @@ def _winner_signature(original: Signature, artifact: Artifact) -> Signature:
 
     graph = artifact.proto.graph
     initializers = {t.name for t in graph.initializer}
+    # An output the original declares keeps its shape (its type is the graph's): converters
+    # declare (None, 1) for every regression, a multi-output one included.
+    shapes = {o.name: o.shape for o in original.outputs}
+
+    def output(value: Any) -> TensorSpec:
+        graph_spec = spec(value)
+        return TensorSpec(graph_spec.name, graph_spec.dtype, shapes.get(value.name, graph_spec.shape))
+
     return Signature(
         inputs=tuple(spec(i) for i in graph.input if i.name not in initializers),
-        outputs=tuple(spec(o) for o in graph.output),
+        outputs=tuple(output(o) for o in graph.output),
         task=original.task, classes=original.classes, extra=dict(original.extra),
     )
 

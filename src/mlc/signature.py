@@ -66,7 +66,7 @@ class Signature:
 
 
 def tabular(n_features: int, *, task: str | None, classes: list[Any] | None = None,
-            dtype: str = "float32") -> Signature:
+            dtype: str = "float32", n_targets: int = 1) -> Signature:
     """The signature of a scikit-learn-style model: one (batch, n_features) input."""
     outputs: tuple[TensorSpec, ...]
     if task == "classification":
@@ -76,7 +76,7 @@ def tabular(n_features: int, *, task: str | None, classes: list[Any] | None = No
             TensorSpec("probabilities", "float32", (None, n_classes)),
         )
     elif task == "regression":
-        outputs = (TensorSpec("variable", "float32", (None, 1)),)
+        outputs = (TensorSpec("variable", "float32", (None, n_targets)),)
     else:
         outputs = ()
     return Signature(

@@ -40,10 +40,10 @@ def _classes(model: Any) -> list[Any] | None:
     return [_plain(v) for v in values]
 
 
-def _table(n_features: Any, task: str | None, classes: list[Any] | None) -> Signature:
+def _table(n_features: Any, task: str | None, classes: list[Any] | None, n_targets: int = 1) -> Signature:
     """tabular(), allowing an unknown feature count (a free second dim)."""
     known = isinstance(n_features, numbers.Integral) and not isinstance(n_features, bool)
-    sig = tabular(int(n_features) if known else 0, task=task, classes=classes)
+    sig = tabular(int(n_features) if known else 0, task=task, classes=classes, n_targets=n_targets)
     if known:
         return sig
     free = TensorSpec(sig.inputs[0].name, sig.inputs[0].dtype, (None, None))
@@ -75,10 +75,20 @@ def _n_features(model: Any) -> Any:
     return n
 
 
+def _n_targets(model: Any) -> int:
+    """How many values a regressor predicts per row (multi-output trees and linear models: several)."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    n = getattr(final, "n_outputs_", None)
+    coef = getattr(final, "coef_", None)
+    if n is None and getattr(coef, "ndim", 0) == 2:
+        n = coef.shape[0]
+    return int(n) if isinstance(n, numbers.Integral) and n > 0 else 1
+
+
 def _sklearn_signature(model: Any) -> Signature:
     task = _sklearn_task(model)
     classes = _classes(model) if task == "classification" else None
-    return _table(_n_features(model), task, classes)
+    return _table(_n_features(model), task, classes, _n_targets(model) if task == "regression" else 1)
 
 
 def _lightgbm_signature(model: Any) -> Signature:
