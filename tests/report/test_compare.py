@@ -202,3 +202,40 @@ def test_committed_baseline_catches_a_real_slowdown_and_ignores_a_slow_machine()
     assert slower.failed and confirmable and confirmable <= flagged
     machine = compare_reports(baseline, _scaled(baseline, lambda v: 2.0))
     assert not machine.failed and all(c.verdict == OK for c in machine.changes)
+
+
+def test_a_noisy_second_reference_that_moved_as_much_does_not_excuse_a_regression(synth_report, synth_model):
+    """mlc/native +50% tight; mlc/ort-default +50% at the median but with one wild repeat: still a regression."""
+    base = synth_report({"m": synth_model(mlc_ratio=0.5, ort_ratio=1.0, seed=1)})
+    new = synth_report({"m": synth_model(mlc_ratio=0.75, ort_ratio=1.0, seed=2)})
+    for timing in new["body"]["models"]["m"]["timings"]:
+        if timing["variant"] == "mlc":
+            values = timing["ratios"]["ort-default"]["values"]
+            values[:8] = [v / 3 for v in values[:8]]  # a noisy reference: the interval reaches below zero
+            timing["ratios"]["ort-default"]["median"] = float(np.median(values))
+    result = compare_reports(base, new)
+    assert result.failed, [(c.metric, c.verdict, c.change) for c in speed_lines(result)]
+
+
+def test_reports_the_gate_cannot_judge_are_refused(baseline, write):
+    nan = json.loads(json.dumps(baseline))
+    nan["body"]["models"]["m"]["timings"][1]["ratios"]["native"]["values"][0] = float("nan")
+    with pytest.raises(UsageError, match="not a positive number"):
+        load_bench_report(write("nan.json", nan))
+    zero = json.loads(json.dumps(baseline))
+    zero["body"]["models"]["m"]["timings"][1]["ratios"]["native"]["median"] = 0
+    with pytest.raises(UsageError, match="not a positive number"):
+        load_bench_report(write("zero.json", zero))
+    nobody = json.loads(json.dumps(baseline))
+    nobody["body"] = None
+    with pytest.raises(UsageError, match="without a 'models' section"):
+        load_bench_report(write("nobody.json", nobody))
+    for bad in ("nan", "inf%"):
+        with pytest.raises(UsageError):
+            parse_fraction(bad, "--max-slowdown")
+
+
+def test_a_new_report_that_holds_none_of_the_models_fails(baseline):
+    empty = json.loads(json.dumps(baseline))
+    empty["body"]["models"] = {}
+    assert compare_reports(baseline, empty).failed

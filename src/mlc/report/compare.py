@@ -20,6 +20,7 @@ deterministic for a fixed model and data, so it is compared directly against its
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def parse_fraction(text: str, option: str) -> float:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         raise UsageError(f"{option} {text!r} is not a number", f"write e.g. {option} 10% or {option} 0.1") from None
-    if value < 0 or (not raw.endswith("%") and value > 1):
+    if not math.isfinite(value) or value < 0 or (not raw.endswith("%") and value > 1):
         raise UsageError(f"{option} {text!r} is out of range", f"write a percentage ({option} 10%) or a fraction "
                          f"between 0 and 1 ({option} 0.1)")
     return value
@@ -127,9 +128,26 @@ def load_bench_report(path: Path) -> dict[str, Any]:
     if report.get("kind") != "bench":
         raise UsageError(f"{path} is a {report.get('kind')!r} report; compare reads bench reports",
                          "produce one with: mlc bench --out DIR (then DIR/report.json)")
-    if not isinstance(report.get("body", {}).get("models"), dict):
+    body = report.get("body")
+    if not isinstance(body, dict) or not isinstance(body.get("models"), dict):
         raise UsageError(f"{path} is a bench report without a 'models' section", "re-run mlc bench")
+    for name, model in body["models"].items():
+        _check_timings(path, name, model)
     return report
+
+
+def _check_timings(path: Path, name: str, model: Any) -> None:
+    """Refuse what the gate cannot judge: a NaN median compares False with every threshold, so a
+    report holding one would pass whatever it measured."""
+    if not isinstance(model, dict):
+        raise UsageError(f"{path}: model {name!r} is not an object")
+    for timing in model.get("timings") or []:
+        for ref, ratio in (timing.get("ratios") or {}).items():
+            values = [*ratio.get("values", []), ratio.get("median")]
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
+                raise UsageError(f"{path}: {name} {timing.get('variant')}/{ref} @b{timing.get('batch_size')} "
+                                 "holds a ratio that is not a positive number (NaN, zero or missing)",
+                                 "re-run mlc bench; a report with such values cannot be judged")
 
 
 def ratio_change(base: list[float], new: list[float], *, seed: int = 0) -> tuple[float, float, float]:
@@ -197,7 +215,9 @@ def _require_every_reference(changes: list[Change]) -> None:
             variant, _, batch = c.metric.partition(" ")
             groups.setdefault((variant.split("/")[0], batch), []).append(c)
     for group in groups.values():
-        calm = [c for c in group if c.verdict != REGRESSION]
+        # Only a reference whose median stayed within the threshold clears mlc: one that moved as
+        # much, with a wide interval from a noisy repeat (UNCLEAR), shows mlc moved too.
+        calm = [c for c in group if c.verdict in (OK, FASTER)]
         if not calm or len(calm) == len(group):
             continue
         others = ", ".join(f"{c.metric.split(' ')[0]} {c.change:+.1%}" for c in calm if c.change is not None)
@@ -266,6 +286,11 @@ def compare_reports(baseline: dict[str, Any], new: dict[str, Any], thresholds: T
                                 f"{_plan(nmodel)} now), which explains some change")
         result.changes += _compare_ratios(name, bmodel, nmodel, subject, limits)
         result.changes += _compare_parity(name, bmodel, nmodel, limits)
+    measured = [name for name, m in b_body["models"].items() if m.get("status") == "ok"]
+    if measured and not any(name in n_body["models"] for name in measured):
+        # Skipping a model (an extra not installed) is said per model; holding none at all is no run.
+        result.changes.append(Change("(all)", "status", "status", True, None, None, None, verdict=REGRESSION,
+                                     note="the new report holds none of the baseline's models"))
     for name, nmodel in n_body["models"].items():
         was_measured = b_body["models"].get(name, {}).get("status") == "ok"
         if not was_measured and nmodel.get("status") == "ok":
