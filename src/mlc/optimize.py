@@ -24,10 +24,10 @@ from mlc.convert.graph import input_names, tensor_dtype
 from mlc.data import draw_inputs, load_rows
 from mlc.engines import Predictor, predictor
 from mlc.errors import NotFoundError, ParityError, UsageError
+from mlc.files import atomic_write
 from mlc.loading.model import LoadedModel
 from mlc.optimize_result import OptimizeResult
 from mlc.passes.base import Artifact, Pass
-from mlc.registry._store import atomic_write
 from mlc.runtime.session import available_providers, default_session_config
 from mlc.search import (
     ERROR,

@@ -104,3 +104,21 @@ def test_report_show_cli(baseline, write):
     assert out.exit_code == 0 and out.stdout.startswith("# mlc optimize report")
     out = runner.invoke(report_group, ["show", str(write("bad.json", '{"kind": "bench"}'))])
     assert out.exit_code == 2 and "not an mlc report" in " ".join(out.stderr.split())
+
+
+def test_a_run_that_fails_while_rendering_leaves_the_previous_report_whole(baseline, tmp_path, monkeypatch):
+    import mlc.report.render as render
+
+    paths = write_report_files(baseline, tmp_path / "out")
+    before = {kind: path.read_bytes() for kind, path in paths.items()}
+    newer = json.loads(json.dumps(baseline))
+    newer["created_at"] = "2030-01-01T00:00:00Z"
+
+    def broken_plots(_report):
+        raise RuntimeError("matplotlib fell over")
+
+    monkeypatch.setattr(render, "figures_for", broken_plots)
+    with pytest.raises(RuntimeError):
+        write_report_files(newer, tmp_path / "out")
+    assert {kind: path.read_bytes() for kind, path in paths.items()} == before  # not json/md new, html old
+    assert not list((tmp_path / "out").glob(".tmp-*"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlc.files import atomic_write
 from mlc.profile.results import ConfigResult, LoadPoint, ProfileResult, Recommendation
 from mlc.report.envelope import check_schema, envelope
 from mlc.targets import HardwareTarget
@@ -244,14 +245,15 @@ def write_reports(result: ProfileResult, target: HardwareTarget, out_dir: Path, 
         files["pyinstrument"] = (html.parent if html else out_dir) / f"{stem}-hotpath.html"
     result.files = {kind: path.name for kind, path in files.items()}  # names: a report must not leak local paths
     report = envelope("profile", result.to_dict(), target=target.to_dict())
-    files["json"].write_text(json.dumps(report, indent=2) + "\n")
-    files["markdown"].write_text(to_markdown(report))
+    # Every text first (plotting can fail), then each file whole: never a mix of two runs or half a file.
+    texts = {"json": json.dumps(report, indent=2) + "\n", "markdown": to_markdown(report)}
     if hot_path is not None:
-        files["pyinstrument"].write_text(hot_path)
+        texts["pyinstrument"] = hot_path
     if html is not None:
         from mlc.profile.plots import figures
 
-        html.parent.mkdir(parents=True, exist_ok=True)
         hot_name = files["pyinstrument"].name if "pyinstrument" in files else None
-        html.write_text(to_html(report, figures(report), hot_name))
+        texts["html"] = to_html(report, figures(report), hot_name)
+    for kind, text in texts.items():
+        atomic_write(files[kind], text.encode())
     return report, files

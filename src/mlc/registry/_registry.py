@@ -26,10 +26,11 @@ from sqlalchemy.exc import OperationalError
 
 from mlc.config import load_settings
 from mlc.errors import ConflictError, NotFoundError, UsageError
+from mlc.files import atomic_write
 from mlc.registry import _schema as s
 from mlc.registry._provenance import creator, git_commit, package_versions
 from mlc.registry._refs import check_name, parse_ref
-from mlc.registry._store import BlobStore, atomic_write
+from mlc.registry._store import BlobStore
 from mlc.signature import Signature
 
 _RETRIES = 50

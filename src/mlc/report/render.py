@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.text import Text as RichText
 
+from mlc.files import atomic_write
 from mlc.report.compare import REGRESSION, Comparison
 
 
@@ -351,7 +352,9 @@ def write_report_files(report: dict[str, Any], out_dir: Path) -> dict[str, Path]
     """report.json, report.md and report.html in out_dir (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=1) + "\n")
-    paths["md"].write_text(to_markdown(report))
-    paths["html"].write_text(to_html(report, figures_for(report)))
+    # Every text first (plotting can fail), then each file whole: never a mix of two runs or half a file.
+    texts = {"json": json.dumps(report, indent=1) + "\n", "md": to_markdown(report),
+             "html": to_html(report, figures_for(report))}
+    for kind, text in texts.items():
+        atomic_write(paths[kind], text.encode())
     return paths

@@ -1,0 +1,36 @@
+"""Writing files so that a crash, a full disk or an error never leaves one half-written.
+
+Every file mlc writes for a user (registry blobs, exported models, reports) goes through
+atomic_write: the bytes go to a temporary file in the same folder, are fsynced, then renamed
+over the destination, so the destination is absent, the old file, or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(dest: Path, data: bytes) -> None:
+    """Write bytes to dest so that dest is either absent, old, or complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
