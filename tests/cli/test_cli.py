@@ -58,6 +58,9 @@ def test_tag_alias_export_delete(env, model_file, tmp_path):
     assert out.read_bytes() == model_file.read_bytes()
     refused = mlc("models", "delete", "m:1", "--yes", check_code=1)
     assert "@prod" in refused.stderr
+    declined = subprocess.run([sys.executable, "-m", "mlc", "models", "delete", "m:2"], input="n\n",
+                              capture_output=True, text=True, timeout=120)
+    assert declined.returncode == 1 and "Aborted" in declined.stderr and "internal error" not in declined.stderr
     mlc("models", "delete", "m:2", "--yes")
     assert [v["ref"] for v in json.loads(mlc("models", "list", "--json").stdout)] == ["m:1"]
 

@@ -37,6 +37,16 @@ def test_bad_flags_are_usage_errors(tiny_ref, tmp_path):
     assert runner.invoke(profile_cmd, [tiny_ref, "--duration", "soon"]).exit_code == 2
     assert runner.invoke(profile_cmd, [tiny_ref, "--url", "http://127.0.0.1:1"]).exit_code == 2  # needs --mode http
     assert runner.invoke(profile_cmd, [tiny_ref, "--slo-p99-ms", "0"]).exit_code == 2
+    assert runner.invoke(profile_cmd, [tiny_ref, "--slo-p99-ms", "nan"]).exit_code == 2
+    assert runner.invoke(profile_cmd, [tiny_ref, "--rate", "inf"]).exit_code == 2
+    # "500ms" once read as 500 seconds (the unit's letters were stripped); 0.5 s is accepted, 100ms too short.
+    assert runner.invoke(profile_cmd, [tiny_ref, "--duration", "100ms"]).exit_code == 2
+
+
+def test_durations_read_with_their_units():
+    from mlc.cli.profile import _seconds
+
+    assert [_seconds(t) for t in ("2s", "1.5s", "500ms", "1m", "3", ".5s")] == [2, 1.5, 0.5, 60, 3, 0.5]
 
 
 def test_a_url_that_does_not_serve_the_model_is_refused_before_measuring(tiny_ref, tmp_path):

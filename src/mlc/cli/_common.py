@@ -40,8 +40,8 @@ def handle_errors(func: F) -> F:
             if exc.hint:
                 err_console.print(Text.assemble("  ", ("hint:", "yellow"), " ", exc.hint))
             sys.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
-            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
+            raise  # click's own: a usage error, or "Aborted!" when a prompt is declined
         except Exception as exc:
             if os.environ.get("MLC_DEBUG"):
                 raise

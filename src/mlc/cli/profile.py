@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,14 +15,16 @@ from mlc.errors import UsageError
 _EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?")
+_UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
+
+
 def _seconds(text: str) -> float:
-    """'10s', '1.5s', '2m' or a bare number of seconds."""
-    value = text.strip().lower()
-    scale = 60.0 if value.endswith("m") else 1.0
-    try:
-        return float(value.rstrip("sm")) * scale
-    except ValueError:
-        raise UsageError(f"--duration {text!r} is not a duration", "write it like 2s, 1.5s or 1m") from None
+    """'10s', '1.5s', '500ms', '2m' or a bare number of seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"--duration {text!r} is not a duration", "write it like 2s, 1.5s, 500ms or 1m")
+    return float(match[1]) * _UNIT_S[match[2]]
 
 
 @click.command("profile")

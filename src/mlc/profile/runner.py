@@ -10,6 +10,7 @@ measuring, never the reporting: what was measured is written and marked interrup
 from __future__ import annotations
 
 import importlib.util
+import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -58,10 +59,12 @@ class ProfileOptions:
     seed: int = 0
 
     def check(self) -> None:
-        if self.slo_p99_ms <= 0:
-            raise UsageError(f"--slo-p99-ms must be positive, not {self.slo_p99_ms}")
-        if self.rate_rps is not None and self.rate_rps <= 0:
-            raise UsageError(f"--rate must be positive, not {self.rate_rps}")
+        if not (math.isfinite(self.slo_p99_ms) and self.slo_p99_ms > 0):
+            raise UsageError(f"--slo-p99-ms must be a positive number, not {self.slo_p99_ms}")
+        if self.rate_rps is not None and not (math.isfinite(self.rate_rps) and self.rate_rps > 0):
+            raise UsageError(f"--rate must be a positive number, not {self.rate_rps}")
+        if not math.isfinite(self.duration_s):
+            raise UsageError(f"--duration must be a number of seconds, not {self.duration_s}")
         if self.mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.url and self.mode != "http":
