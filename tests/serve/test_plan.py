@@ -7,7 +7,7 @@ import pytest
 from mlc.config import load_settings
 from mlc.errors import NotFoundError, UsageError
 from mlc.registry import Registry
-from mlc.serve.plan import ServeOptions, build_plan
+from mlc.serve.plan import ServeOptions, build_plan, record_splits
 from mlc.serve.split import parse_split
 from mlc.targets import get_target
 
@@ -45,9 +45,11 @@ def test_unknown_model_is_not_found(private_home):
         plan_for(private_home, "nope")
 
 
-def test_split_is_recorded_and_then_used_by_default(private_home):
+def test_split_is_recorded_once_serving_and_then_used_by_default(private_home):
     plan = plan_for(private_home, splits=["iris=iris:1:80,iris:2:20"])
     assert plan.routes == {"iris": {1: 80.0, 2: 20.0}}
+    assert Registry(private_home).active_deployment("iris") is None  # no server listens yet
+    record_splits(plan, Registry(private_home))
     assert Registry(private_home).active_deployment("iris") == {1: 80.0, 2: 20.0}
     later = plan_for(private_home, "iris")
     assert later.routes == {"iris": {1: 80.0, 2: 20.0}}

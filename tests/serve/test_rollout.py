@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -38,3 +42,16 @@ def test_split_shares_hold_and_explicit_versions_bypass_it(start_server, private
     # Serving the bare name later follows the recorded deployment.
     again = start_server("iris", home=private_home)
     assert wait_until(lambda: any("/v2/models/iris -> iris:1 80%, iris:2 20%" in line for line in again.output))
+
+
+def test_a_split_server_that_cannot_listen_records_no_deployment(private_home):
+    """A recorded deployment holds its versions from deletion: only a server that runs may leave one."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlc", "serve", "--split", "iris=iris:1:80,iris:2:20", "--port", str(port)],
+            capture_output=True, text=True, timeout=180, env={**os.environ, "MLC_HOME": str(private_home)})
+    assert proc.returncode != 0
+    assert Registry(private_home).active_deployment("iris") is None

@@ -66,7 +66,7 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
     """
     from mlc.config import load_settings
     from mlc.registry import Registry
-    from mlc.serve.plan import build_plan
+    from mlc.serve.plan import build_plan, record_splits
     from mlc.serve.split import parse_split
     from mlc.serve.workers import serve
     from mlc.targets import get_target
@@ -75,6 +75,12 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
         refs=refs, host=host, port=port, workers=workers, target=target_name, max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us, max_queue_rows=max_queue_rows, instances=instances, threads=threads,
         splits=tuple(parse_split(s) for s in splits))
-    plan = build_plan(options, Registry.open(), get_target(target_name), load_settings())
-    serve(plan, on_ready=lambda bound: _describe(plan, bound))
+    registry = Registry.open()
+    plan = build_plan(options, registry, get_target(target_name), load_settings())
+
+    def ready(bound: int) -> None:
+        record_splits(plan, registry)
+        _describe(plan, bound)
+
+    serve(plan, on_ready=ready)
     click.echo("mlc serve: stopped")

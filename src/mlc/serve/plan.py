@@ -76,6 +76,7 @@ class ServeOptions:
 class ServePlan:
     versions: tuple[ServedVersion, ...]
     routes: dict[str, dict[int, float]]  # name -> {version: percent} for requests without a version
+    splits: dict[str, dict[int, float]]  # the routes --split asked for: recorded once the server listens
     target: HardwareTarget
     workers: int
     max_request_bytes: int
@@ -159,6 +160,7 @@ class _Planner:
         self.registry, self.target = registry, target
         self.versions: dict[tuple[str, int], _Version] = {}
         self.routes: dict[str, dict[int, float]] = {}
+        self.splits: dict[str, dict[int, float]] = {}
 
     def add(self, mv: ModelVersion) -> ModelVersion:
         served, note = servable(self.registry, mv)
@@ -176,8 +178,8 @@ class _Planner:
                 raise UsageError(f"--split {spec.name}=...: {ref} is a version of {mv.name}, not of {spec.name}")
             version = self.add(mv).version
             shares[version] = shares.get(version, 0.0) + percent
-        self.registry.record_deployment(spec.name, shares)
         self.routes[spec.name] = shares
+        self.splits[spec.name] = shares
 
     def add_ref(self, ref: str) -> None:
         parsed = parse_ref(ref)
@@ -197,8 +199,15 @@ class _Planner:
         self.routes.setdefault(served.name, {served.version: 100.0})
 
 
+def record_splits(plan: ServePlan, registry: Registry) -> None:
+    """Record the --split routes as each model's deployment: called once the server listens, so a
+    server that never started leaves no deployment behind (one would hold its versions from deletion)."""
+    for name, shares in plan.splits.items():
+        registry.record_deployment(name, shares)
+
+
 def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget, settings: Settings) -> ServePlan:
-    """Resolve references, splits and batcher settings; record --split deployments in the registry."""
+    """Resolve references, splits and batcher settings (nothing is recorded: see record_splits)."""
     if not options.refs and not options.splits:
         raise UsageError("nothing to serve", "name at least one model: mlc serve NAME[:VERSION|@ALIAS]")
     for flag, value in (("workers", options.workers), ("instances", options.instances), ("threads", options.threads)):
@@ -220,6 +229,6 @@ def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget
                                       runtime=(v.mv.source or {}).get("runtime"), note="; ".join(v.notes),
                                       classes=v.mv.signature.classes))
     return ServePlan(
-        versions=tuple(versions), routes=planner.routes, target=target, workers=workers,
+        versions=tuple(versions), routes=planner.routes, splits=planner.splits, target=target, workers=workers,
         max_request_bytes=settings.max_request_bytes, max_request_rows=settings.max_request_rows,
         host=options.host, port=options.port)
