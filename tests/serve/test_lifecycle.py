@@ -146,3 +146,12 @@ def test_ten_thousand_mixed_requests_leave_the_server_healthy(start_server):
     assert _post(srv, "/v2/models/iris/versions/1/infer", infer_body(ROWS))[0] == 200
     grown = process.memory_info().rss - baseline
     assert grown < 64 * 2**20, f"RSS grew {grown / 2**20:.1f} MiB over 10,000 requests"
+
+
+def test_a_host_that_is_no_address_says_so():
+    from mlc.errors import UsageError
+    from mlc.serve.workers import bind
+
+    with pytest.raises(UsageError, match="not an address of this machine") as info:
+        bind("no.such.host.invalid", 0, listen=True)
+    assert "--host" in info.value.hint

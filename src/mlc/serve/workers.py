@@ -46,6 +46,10 @@ def bind(host: str, port: int, *, listen: bool) -> socket.socket:
     """A TCP socket bound with SO_REUSEPORT (so every worker can bind the same port)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {host!r} is not an address of this machine "
+                         f"({exc.strerror or exc})", "pass --host 127.0.0.1, 0.0.0.0 or one of its addresses") from exc
+    try:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
