@@ -329,8 +329,8 @@ def test_an_onnx_model_with_an_integer_input_is_optimized(tmp_path, registry):
     assert registry.get(result.winner).signature.inputs[0].dtype == "int64"
 
 
-def test_a_gpu_target_still_has_a_plain_candidate_to_check_plans_against():
-    """Its one session setting stands for the plain conversion; without one, choose() skipped its guard."""
+def test_a_gpu_target_chooses_on_score_not_against_the_plain_graph():
+    """A GPU plan may lose at one row and win by far at large batches: no GPU candidate is plain."""
     from mlc.convert import convert
     from mlc.runtime.session import default_session_config
     from mlc.search import session_variants
@@ -339,7 +339,10 @@ def test_a_gpu_target_still_has_a_plain_candidate_to_check_plans_against():
     gpu = get_target("gpu-h100")
     base = convert(zoo.model("sklearn-forest"), session=default_session_config(gpu.cores, gpu.device))
     variants = session_variants(base, gpu)
-    assert variants and all(is_default for _config, is_default in variants)
+    assert variants and not any(is_default for _config, is_default in variants)
+    plain = _candidate("c1", {1: 15.0, 65536: 90_000.0})
+    tensorized = _candidate("c2", {1: 60.0, 65536: 3_000.0}, chain=("tensorize-trees",))
+    assert choose([plain, tensorized], (1, 65536)).primary is tensorized
 
 
 def test_a_multi_output_regressor_keeps_its_output_width(tmp_path, registry):

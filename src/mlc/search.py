@@ -148,12 +148,15 @@ def session_variants(artifact: Artifact, target: HardwareTarget) -> list[tuple[S
     default = artifact.session
     variants = []
     for config in grid(artifact, target):
-        # On a GPU the grid is one setting (host threads only feed the device), and it stands for
-        # the plain conversion: without a plain candidate no plan is checked against it.
-        is_default = target.is_gpu or (config.intra_op_threads == default.intra_op_threads
-                                       and config.inter_op_threads == default.inter_op_threads
-                                       and config.execution_mode == default.execution_mode
-                                       and config.allow_spinning == default.allow_spinning)
+        # On a GPU no variant is the default session (its grid has one host thread), so no
+        # candidate is "plain" and choose() applies no never-slower-than-plain filter: a GPU plan
+        # is chosen on its score over the target's batch sizes. That is deliberate: a tensorized
+        # forest is ~4x slower than the plain graph for one row and ~30x faster at 65,536 rows
+        # (benchmarks/results/gpu.md); the filter would keep the plain graph on every GPU.
+        is_default = (config.intra_op_threads == default.intra_op_threads
+                      and config.inter_op_threads == default.inter_op_threads
+                      and config.execution_mode == default.execution_mode
+                      and config.allow_spinning == default.allow_spinning)
         variants.append((config, is_default))
     return variants
 
