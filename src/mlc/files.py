@@ -12,11 +12,23 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# The permissions open() would give a new file; mkstemp's 0600 would hide exports and reports
+# from everyone else on the machine. Read once, at import: os.umask is process-wide.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(dest: Path, data: bytes) -> None:
     """Write bytes to dest so that dest is either absent, old, or complete."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

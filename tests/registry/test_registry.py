@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mlc.errors import ConflictError, IntegrityError, NotFoundError, UsageError
@@ -142,6 +144,12 @@ def test_export_writes_a_verified_copy(reg, tmp_path):
     _add(reg)
     out = reg.export("m:1", tmp_path)
     assert out.name == "m-1.onnx" and out.read_bytes() == b"model-bytes"
+    # A folder that does not exist yet, named with a trailing slash, is a folder (not a file "new").
+    made = reg.export("m:1", f"{tmp_path}/new/")
+    assert made == tmp_path / "new" / "m-1.onnx" and made.read_bytes() == b"model-bytes"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert made.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0600
 
 
 def test_registry_home_defaults_to_dot_mlc_in_the_working_directory(tmp_path, monkeypatch):

@@ -152,10 +152,10 @@ def alias_cmd(ref: str, alias: str, remove: bool, as_json: bool) -> None:
 
 @models_group.command("export")
 @click.argument("ref")
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path())  # a str: a trailing slash means a folder
 @json_option
 @handle_errors
-def export_cmd(ref: str, dest: Path, as_json: bool) -> None:
+def export_cmd(ref: str, dest: str, as_json: bool) -> None:
     """Copy REF's verified artifact to DEST (a file, or a folder to write NAME-VERSION.ext into)."""
     reg = Registry.open()
     out = reg.export(ref, dest)

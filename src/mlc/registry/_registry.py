@@ -10,6 +10,7 @@ transaction, retried on conflict, so concurrent processes never share a number.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -367,11 +368,14 @@ class Registry:
         mv = ref if isinstance(ref, ModelVersion) else self.get(ref)
         return load_model(self.artifact_path(mv), trust=trust, format=mv.format)
 
-    def export(self, ref: str, dest: Path) -> Path:
+    def export(self, ref: str, dest: Path | str) -> Path:
+        """Copy the verified artifact to dest: a file, or a folder (existing, or named with a
+        trailing slash) to write NAME-VERSION.ext into."""
         mv = self.get(ref)
         src = self.artifact_path(mv)
+        folder = str(dest).endswith(("/", os.sep))
         dest = Path(dest)
-        if dest.is_dir():
+        if folder or dest.is_dir():
             dest = dest / f"{mv.name}-{mv.version}{_EXTENSIONS.get(mv.format, '')}"
         atomic_write(dest, src.read_bytes())
         return dest
