@@ -155,3 +155,24 @@ def test_a_host_that_is_no_address_says_so():
     with pytest.raises(UsageError, match="not an address of this machine") as info:
         bind("no.such.host.invalid", 0, listen=True)
     assert "--host" in info.value.hint
+
+
+def test_json_mode_prints_one_line_a_script_can_read_the_port_from(mlc_home):
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "mlc", "serve", "iris:2", "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "MLC_HOME": str(mlc_home)})
+    try:
+        assert proc.stdout is not None
+        summary = json.loads(proc.stdout.readline())
+        assert summary["versions"][0]["ref"] == "iris:2" and summary["routes"] == {"iris": {"2": 100.0}}
+        with urllib.request.urlopen(f"{summary['url']}/v2/health/ready", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(60)

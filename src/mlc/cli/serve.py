@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 import click
 
 from mlc.cli._common import handle_errors
 from mlc.serve.plan import ServeOptions, ServePlan
+
+
+def _summary(plan: ServePlan, port: int) -> dict[str, Any]:
+    """What --json prints once the server listens: where, and what answers which URL."""
+    return {
+        "url": f"http://{plan.host}:{port}", "workers": plan.workers, "target": plan.target.name,
+        "versions": [{"ref": v.ref, "path": f"/v2/models/{v.name}/versions/{v.version}",
+                      "batcher": {"max_batch_size": v.batch.max_batch_size,
+                                  "max_queue_delay_us": v.batch.max_queue_delay_us,
+                                  "max_queue_rows": v.batch.max_queue_rows, "instances": v.batch.instances,
+                                  "threads": v.batch.threads, "from": v.batch.source},
+                      "note": v.note or None} for v in plan.versions],
+        "routes": {name: {str(version): share for version, share in shares.items()}
+                   for name, shares in plan.routes.items()},
+        "limits": {"max_request_bytes": plan.max_request_bytes, "max_request_rows": plan.max_request_rows},
+    }
 
 
 def _describe(plan: ServePlan, port: int) -> None:
@@ -55,10 +73,12 @@ def _describe(plan: ServePlan, port: int) -> None:
                    "shared among workers and instances (at most what mlc optimize chose).")
 @click.option("--split", "splits", multiple=True, metavar="NAME=REF:PCT,REF:PCT",
               help="Send PCT% of unversioned requests for NAME to each REF; recorded as NAME's deployment.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Once listening, print where and what is served as one line of JSON (with --port 0: the port).")
 @handle_errors
 def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, target_name: str | None,
               max_batch_size: int | None, max_queue_delay_us: int | None, max_queue_rows: int | None,
-              instances: int | None, threads: int | None, splits: tuple[str, ...]) -> None:
+              instances: int | None, threads: int | None, splits: tuple[str, ...], as_json: bool) -> None:
     """Serve registered models over HTTP (KServe v2 / Open Inference Protocol, Triton-compatible).
 
     REF is NAME (its recorded deployment if any, else its latest version), NAME:VERSION or
@@ -80,7 +100,11 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
 
     def ready(bound: int) -> None:
         record_splits(plan, registry)
-        _describe(plan, bound)
+        if as_json:  # one line, so a script that started the server can read it before EOF
+            click.echo(json.dumps(_summary(plan, bound)))
+            sys.stdout.flush()
+        else:
+            _describe(plan, bound)
 
     serve(plan, on_ready=ready)
-    click.echo("mlc serve: stopped")
+    click.echo("mlc serve: stopped", err=as_json)
