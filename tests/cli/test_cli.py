@@ -61,6 +61,7 @@ def test_tag_alias_export_delete(env, model_file, tmp_path):
     declined = subprocess.run([sys.executable, "-m", "mlc", "models", "delete", "m:2"], input="n\n",
                               capture_output=True, text=True, timeout=120)
     assert declined.returncode == 1 and "Aborted" in declined.stderr and "internal error" not in declined.stderr
+    assert "needs --yes" in mlc("models", "delete", "m:2", "--json", check_code=2).stderr  # a script asks nobody
     mlc("models", "delete", "m:2", "--yes")
     assert [v["ref"] for v in json.loads(mlc("models", "list", "--json").stdout)] == ["m:1"]
 

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from mlc.cli._common import console, handle_errors, json_option, parse_pairs, print_json
-from mlc.errors import NotFoundError
+from mlc.errors import NotFoundError, UsageError
 from mlc.registry import ModelVersion, Registry
 
 
@@ -168,10 +168,15 @@ def export_cmd(ref: str, dest: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def delete_cmd(ref: str, yes: bool, as_json: bool) -> None:
-    """Delete a version (refused while a deployment serves it or an alias points at it)."""
+    """Delete a version (refused while a deployment serves it or an alias points at it).
+
+    Asks first unless --yes; with --json (a script, no one to ask) --yes is required.
+    """
     reg = Registry.open()
     mv = reg.get(ref)
-    if not yes and not as_json:
+    if not yes:
+        if as_json:
+            raise UsageError(f"deleting {mv.ref} from a script needs --yes", f"mlc models delete {mv.ref} --yes --json")
         click.confirm(f"delete {mv.ref}?", abort=True)
     reg.delete(mv.ref)
     print_json({"deleted": mv.ref}) if as_json else click.echo(f"deleted {mv.ref}")
