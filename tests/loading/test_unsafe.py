@@ -311,15 +311,32 @@ def _object_field_dtype(version: int, flags: int | None) -> bytes:
     return head + state
 
 
-def test_a_dtype_hiding_its_object_field_is_refused_before_it_builds_object_pointers(tmp_path: Path) -> None:
+_DTYPE_MADE = {
+    # numpy's own way: numpy.dtype('V8', False, True), judged at its BUILD.
+    "call": _short("numpy") + _short("dtype") + b"\x93" + _short("V8") + b"\x89\x88\x87R",
+    # The same dtype through allowed copyreg helpers, which the judgement must not miss.
+    "reconstructor": (_short("copyreg") + _short("_reconstructor") + b"\x93" + _short("numpy") + _short("dtype")
+                      + b"\x93" + _short("numpy") + _short("dtype") + b"\x93" + _short("V8") + b"\x87R"),
+    "newobj": (_short("copyreg") + _short("__newobj__") + b"\x93" + _short("numpy") + _short("dtype") + b"\x93"
+               + _short("V8") + b"\x86R"),
+}
+
+
+@pytest.mark.parametrize(("made", "needle"), [("call", "object flag contradicts its fields"),
+                                              ("reconstructor", "other than by calling numpy.dtype"),
+                                              ("newobj", "other than by calling numpy.dtype")])
+def test_a_dtype_hiding_its_object_field_is_refused_before_it_builds_object_pointers(
+        tmp_path: Path, made: str, needle: str) -> None:
     """With the object flag off, numpy would take 8 raw bytes as a PyObject* (a crash or worse)."""
     data = b"\x80\x04" + _short("numpy") + _short("dtype") + b"\x93" + _short("O") + b"\x89\x88\x87R\x94"
     data += _short("numpy._core.multiarray") + _short("_reconstruct") + b"\x93"
     data += _short("numpy") + _short("ndarray") + b"\x93K\x00\x85C\x01b\x87R"
-    data += b"(K\x01K\x01\x85" + _object_field_dtype(3, flags=0) + b"\x89C\x08" + b"A" * 8 + b"tb."
+    state = (b"(K\x03" + _short("|") + b"N" + _short("f") + b"\x85}" + _short("f") + b"h\x00K\x00\x86s"
+             + b"K\x08K\x01K\x00tb")
+    data += b"(K\x01K\x01\x85" + _DTYPE_MADE[made] + state + b"\x89C\x08" + b"A" * 8 + b"tb."
     path = tmp_path / "model.pkl"
     path.write_bytes(data)
-    with pytest.raises(UnsafeModelError, match="object flag contradicts its fields") as info:
+    with pytest.raises(UnsafeModelError, match=needle) as info:
         load_model(path)
     assert info.value.exit_code == 3
 
