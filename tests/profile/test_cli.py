@@ -170,4 +170,4 @@ def test_http_mode_starts_mlc_serve_with_the_configurations_layout(tiny_ref):
             model_config = json.loads(reply.read())
         log = server.log_tail()
     assert model_config["max_batch_size"] == 8 and model_config["instance_group"][0]["count"] == 2
-    assert "max_queue_delay_us=100 instances=2 threads=1 (from flags)" in log
+    assert "max_queue_delay_us=100 instances=2 threads=1 (from flags" in log

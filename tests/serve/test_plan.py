@@ -71,7 +71,7 @@ def test_batcher_settings_come_from_flags_then_profile_then_target(private_home)
     assert (profiled.max_batch_size, profiled.max_queue_delay_us, profiled.instances) == (32, 900, 2)
     assert profiled.preferred_batch_sizes == (8, 16) and profiled.source == "profile of iris:2"
     flagged = plan_for(private_home, "iris:2", max_batch_size=8, max_queue_delay_us=0).versions[0].batch
-    assert (flagged.max_batch_size, flagged.max_queue_delay_us, flagged.source) == (8, 0, "flags")
+    assert (flagged.max_batch_size, flagged.max_queue_delay_us, flagged.source) == (8, 0, "flags, else profile of iris:2")
     assert flagged.preferred_batch_sizes == (8,)  # preferred sizes above the max are dropped
 
 
@@ -83,7 +83,10 @@ def test_a_profile_for_the_target_sets_the_whole_layout_and_flags_override_it(pr
     assert plan.workers == 3 and (batch.instances, batch.threads) == (2, 1)  # as measured, not cores // 6
     flagged = plan_for(private_home, "iris:2", target="cpu-8", workers=1, instances=1, threads=4)
     assert flagged.workers == 1 and (flagged.versions[0].batch.instances, flagged.versions[0].batch.threads) == (1, 4)
-    assert flagged.versions[0].batch.source == "flags"
+    assert flagged.versions[0].batch.source == "flags, else profile of iris:2"
+    # A flag that changes the layout leaves the profile's threads behind: the cores are shared out again.
+    more = plan_for(private_home, "iris:2", target="cpu-8", workers=4)
+    assert more.workers == 4 and (more.versions[0].batch.instances, more.versions[0].batch.threads) == (2, 1)
 
 
 def test_a_profile_for_another_target_is_not_used_and_the_note_says_so(private_home):

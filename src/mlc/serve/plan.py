@@ -132,17 +132,17 @@ def _batch_settings(version: _Version, options: ServeOptions, target: HardwareTa
     # A request may carry up to max_request_rows rows; a smaller queue would refuse it forever.
     queue_rows = options.max_queue_rows or max(_MIN_QUEUE_ROWS, settings.max_request_rows, 4 * int(max_batch))
     instances = int(options.instances or profile.get("instances") or 1)
-    # Without a flag or a profile: the worker's share of the cores, within what `mlc optimize` chose.
+    # The profile's threads belong to its layout: only where workers and instances are also the
+    # profile's. Otherwise the worker's share of the cores, within what `mlc optimize` chose.
+    measured_layout = (options.instances is None and options.workers is None
+                       and int(profile.get("workers") or 1) == workers)
     recorded = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, target).session.intra_op_threads
-    threads = int(options.threads or profile.get("intra_op_threads")
+    threads = int(options.threads or (measured_layout and profile.get("intra_op_threads"))
                   or min(recorded, max(1, target.cores // (workers * instances))))
-    flags = (options.max_batch_size, options.max_queue_delay_us, options.instances, options.threads)
-    if any(flag is not None for flag in flags):
-        source = "flags"
-    elif profile:
-        source = f"profile of {mv.ref}"
-    else:
-        source = f"target {target.name}"
+    flags = (options.max_batch_size, options.max_queue_delay_us, options.instances, options.threads,
+             options.workers)
+    fallback = f"profile of {mv.ref}" if profile else f"target {target.name}"
+    source = f"flags, else {fallback}" if any(flag is not None for flag in flags) else fallback
     if int(max_batch) < 1 or int(delay) < 0 or queue_rows < int(max_batch):
         raise UsageError(f"batcher settings for {mv.ref} are out of range: max_batch_size={max_batch}, "
                          f"max_queue_delay_us={delay}, max_queue_rows={queue_rows}",
