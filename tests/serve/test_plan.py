@@ -71,7 +71,8 @@ def test_batcher_settings_come_from_flags_then_profile_then_target(private_home)
     assert (profiled.max_batch_size, profiled.max_queue_delay_us, profiled.instances) == (32, 900, 2)
     assert profiled.preferred_batch_sizes == (8, 16) and profiled.source == "profile of iris:2"
     flagged = plan_for(private_home, "iris:2", max_batch_size=8, max_queue_delay_us=0).versions[0].batch
-    assert (flagged.max_batch_size, flagged.max_queue_delay_us, flagged.source) == (8, 0, "flags, else profile of iris:2")
+    assert (flagged.max_batch_size, flagged.max_queue_delay_us) == (8, 0)
+    assert flagged.source == "flags, else profile of iris:2"
     assert flagged.preferred_batch_sizes == (8,)  # preferred sizes above the max are dropped
 
 
