@@ -58,10 +58,10 @@ def _read(path: Path) -> np.ndarray:
         # Read raw, then look at the first row: a header has a cell that is no number. (Letting
         # pandas take it as a header first renames a repeated or empty cell, "1.5.1" or
         # "Unnamed: 1", and that row of data was then dropped as a header.)
-        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
-        if len(frame) and not all(_is_number(c) or c == "" for c in frame.iloc[0]):
+        frame = pd.read_csv(path, header=None, dtype=str)  # empty cells and NA, NaN, NULL... -> NaN
+        if len(frame) and not all(pd.isna(c) or _is_number(c) for c in frame.iloc[0]):
             frame = frame.iloc[1:]
-        return frame.replace("", "nan").to_numpy()
+        return frame.to_numpy()
     try:
         return pd.read_parquet(path).to_numpy()
     except ImportError:

@@ -148,5 +148,7 @@ def test_json_values_that_fit_are_taken():
         return decode_request(body).inputs["X"]
 
     assert decoded("FP32", [1, 2.5]).tolist() == [1.0, 2.5] and decoded("FP32", [1, 2]).dtype == np.float32
+    assert np.isnan(decoded("FP32", [0.5, None])[1])  # JSON has no NaN: null is a missing value
+    assert decoded("UINT64", [2**64 - 1, 1]).tolist() == [2**64 - 1, 1]  # beyond int64: numpy made them floats
     assert decoded("BOOL", [True, False]).tolist() == [True, False]
     assert decoded("INT8", [-128, 127]).dtype == np.int8

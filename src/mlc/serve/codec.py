@@ -99,6 +99,8 @@ def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[i
         parsed = np.asarray(data)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"input {name!r}: 'data' is not a (nested) list of numbers ({exc})") from None
+    if parsed.dtype.kind == "O" or (dtype.kind in "iu" and parsed.dtype.kind == "f"):
+        parsed = _mixed_numbers(name, data, parsed, dtype)
     if parsed.size and parsed.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise InvalidInputError(f"input {name!r}: 'data' holds {_kind_name(parsed)} values, not {dtype.name} ones")
     if dtype.kind in "iu" and parsed.size and parsed.dtype.kind in "iu":
@@ -113,6 +115,22 @@ def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[i
         raise InvalidInputError(
             f"input {name!r}: 'data' has {array.size} elements but shape {list(shape)} needs {math.prod(shape)}")
     return array.reshape(shape)
+
+
+def _mixed_numbers(name: str, data: Any, parsed: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """Values numpy gave no numeric type, that are still numbers: null among floats (JSON has no
+    NaN, so null is how a client sends a missing value) and integers beyond int64 among smaller
+    ones. Anything else (a string, an object) is left for the kind check to refuse."""
+    values = parsed.ravel() if parsed.dtype.kind == "O" else np.asarray(data, dtype=object).ravel()
+    kinds = {type(v) for v in values.tolist()}
+    if dtype.kind == "f" and kinds <= {int, float, type(None)}:
+        return np.array(data, dtype=np.float64)  # null -> NaN
+    if dtype.kind in "iu" and kinds <= {int}:
+        info = np.iinfo(dtype)
+        if min(values) < info.min or max(values) > info.max:
+            raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
+        return np.array(data, dtype=dtype)
+    return parsed
 
 
 def _kind_name(array: np.ndarray) -> str:
