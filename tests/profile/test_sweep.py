@@ -66,9 +66,10 @@ def test_the_grid_covers_every_batching_setting_and_layout_within_the_cores():
     assert all(c.cores <= 2 for c in configs)
     assert all(c.max_queue_delay_us == 0 for c in configs if c.max_batch_size == 1)
     http = Space.for_target(cores=2, gpu=False, slo_ms=20, http=True)
-    # Over HTTP the same instance and thread layouts as in-process, plus worker processes.
-    assert {(c.workers, c.instances, c.intra_op_threads) for c in http.layouts} == {
-        (1, 1, 1), (1, 2, 1), (1, 1, 2), (2, 1, 1)}
+    # Over HTTP (a server per configuration) only layouts that use every core: workers x 1-2 instances.
+    assert {(c.workers, c.instances, c.intra_op_threads) for c in http.layouts} == {(1, 2, 1), (1, 1, 2), (2, 1, 1)}
+    big = Space.for_target(cores=16, gpu=False, slo_ms=20, http=True)
+    assert all(c.cores == 16 for c in big.layouts) and len(big.layouts) == 9
     assert {(c.workers, c.instances, c.intra_op_threads) for c in space.layouts} == {(1, 1, 1), (1, 2, 1), (1, 1, 2)}
     tight = Space.for_target(cores=1, gpu=False, slo_ms=2, http=False)
     assert all(d <= 500 for d in tight.delays_us)  # a queue delay must fit well inside the SLO
@@ -114,3 +115,11 @@ def test_ctrl_c_during_a_points_progress_line_keeps_that_point():
     load = FakeLoad(lambda _c: 1000.0)
     result = Sweep(load, sampler=None, max_points=6, cores=None, progress=progress).measure(ServingConfig())
     assert load.stop.is_set() and result.points and result.points[0].offered_rps == load.log[0][1]
+
+
+def test_quick_reaches_the_cores_of_a_big_target():
+    """The climb starts where every core is used: from one core, six steps never got past two."""
+    load = FakeLoad(lambda c: 1000.0 * c.cores)
+    sweep = Sweep(load, sampler=None, max_points=6, cores=None)
+    sweep.quick(Space.for_target(cores=16, gpu=False, slo_ms=20, http=False), max_configs=6)
+    assert sweep.best().config.cores == 16

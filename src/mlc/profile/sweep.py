@@ -59,13 +59,18 @@ class Space:
         climb = (1, 16, 64, 256, 1024, 4096) if gpu else (1, 4, 8, 16, 32, 64)
         delays = tuple(d for d in ((500, 2000) if gpu else (250, 1000)) if d <= slo_ms * 1e3 / 4) or (0,)
         powers = [2**k for k in range(int(math.log2(cores)) + 1)]
-        # Worker processes only over HTTP: in-process there is one. Fewest cores first; at equal
-        # cores more instances first (tree models gain more from running batches side by side
-        # than from threads inside one), then fewer processes, so a climb meets them in that order.
-        workers = powers if http else [1]
-        layouts = tuple(sorted((ServingConfig(workers=w, instances=i, intra_op_threads=t)
-                                for w in workers for i in powers for t in powers if w * i * t <= cores),
-                               key=lambda c: (c.cores, -c.instances, c.workers)))
+        if http:
+            # Each HTTP configuration starts a server: only layouts that use every core, with
+            # worker processes, one or two instances per worker and the threads that fill them.
+            layouts = tuple(sorted((ServingConfig(workers=w, instances=i, intra_op_threads=cores // (w * i))
+                                    for w in powers for i in (1, 2) if w * i <= cores),
+                                   key=lambda c: (-c.instances, c.workers)))
+        else:
+            # Fewest cores first; at equal cores more instances first (tree models gain more from
+            # running batches side by side than from threads inside one), so a climb meets them first.
+            layouts = tuple(sorted((ServingConfig(instances=i, intra_op_threads=t)
+                                    for i in powers for t in powers if i * t <= cores),
+                                   key=lambda c: (c.cores, -c.instances)))
         return cls(batch_sizes, climb, delays, layouts)
 
     def grid(self) -> list[ServingConfig]:
@@ -187,7 +192,10 @@ class Sweep:
             seen[config] = self.measure(config)
             return seen[config]
 
-        pos = (len(batch) // 2 - 1, min(1, len(delays) - 1), 0)  # a middle batch, a short delay, fewest cores
+        # A middle batch, a short delay, and the first layout using every core: the climb moves one
+        # step at a time, so starting on one core it never reached the cores a big target has.
+        full = next(k for k, layout in enumerate(layouts) if layout.cores == max(c.cores for c in layouts))
+        pos = (len(batch) // 2 - 1, min(1, len(delays) - 1), full)
         sizes = (len(batch), len(delays), len(layouts))
         current = evaluate(at(*pos))
         for _ in range(3 * max_configs):  # each move strictly improves; the bound only guards ties
