@@ -152,7 +152,7 @@ def test_wrong_method_is_405_with_the_allowed_one_and_head_works_where_get_does(
     status, headers, _ = server.request("GET", "/v2/models/iris/infer")
     assert status == 405 and headers["allow"] == "POST"
     status, headers, _ = server.request("POST", "/v2/models/iris", b"{}")
-    assert status == 405 and headers["allow"] == "GET"
+    assert status == 405 and headers["allow"] == "GET, HEAD"
     status, headers, body = server.request("HEAD", "/v2/health/ready")  # load balancers probe with HEAD
     assert status == 200 and body == b"" and int(headers["content-length"]) > 0
 

@@ -174,7 +174,8 @@ class V2App:
 def _allow(method: str, allowed: str) -> None:
     """Refuse another method; HEAD goes wherever GET does (a probe may use it)."""
     if method != allowed and not (method == "HEAD" and allowed == "GET"):
-        raise MethodNotAllowedError(f"this route takes {allowed}, not {method}", allow=allowed)
+        raise MethodNotAllowedError(f"this route takes {allowed}, not {method}",
+                                    allow="GET, HEAD" if allowed == "GET" else allowed)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
