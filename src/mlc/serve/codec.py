@@ -103,7 +103,7 @@ def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[i
         parsed = _mixed_numbers(name, data, parsed, dtype)
     if parsed.size and parsed.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise InvalidInputError(f"input {name!r}: 'data' holds {_kind_name(parsed)} values, not {dtype.name} ones")
-    if dtype.kind in "iu" and parsed.size and parsed.dtype.kind in "iu":
+    if dtype.kind in "iu" and parsed.size and parsed.dtype.kind in "iu" and parsed.dtype != dtype:
         info = np.iinfo(dtype)
         if parsed.min() < info.min or parsed.max() > info.max:
             raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
