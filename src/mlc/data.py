@@ -76,21 +76,14 @@ def _is_number(text: object) -> bool:
     return True
 
 
-def draw_inputs(model: onnx.ModelProto, n_features: int, n_rows: int, seed: int = 0, *,
-                missing: bool = False) -> np.ndarray:
-    """Rows drawn to respect the graph's input: N(0, 1), except where the graph shows a column's domain.
-
-    missing: a few missing values (NaN) in the columns trees read directly, for a model that
-    takes NaN as input (trees route it down a branch of their own, which a candidate must match).
-    """
+def draw_inputs(model: onnx.ModelProto, n_features: int, n_rows: int, seed: int = 0) -> np.ndarray:
+    """Rows drawn to respect the graph's input: N(0, 1), except where the graph shows a column's domain."""
     rng = np.random.default_rng(seed)
     rows = rng.standard_normal((n_rows, n_features)).astype(np.float32)
-    tree_columns: set[int] = set()
     for node, columns in _column_consumers(model, n_features):
         attrs = {a.name: a for a in node.attribute}
         if node.op_type in TREE_OPS:
             _around_thresholds(rows, columns, attrs, rng)
-            tree_columns.update(columns)
         elif node.op_type == "Scaler":
             offset = np.resize(np.asarray(attrs["offset"].floats or [0.0], dtype=np.float64), len(columns))
             scale = np.resize(np.asarray(attrs["scale"].floats or [1.0], dtype=np.float64), len(columns))
@@ -99,13 +92,21 @@ def draw_inputs(model: onnx.ModelProto, n_features: int, n_rows: int, seed: int 
         elif node.op_type == "OneHotEncoder" and "cats_int64s" in attrs:
             categories = np.asarray(attrs["cats_int64s"].ints, dtype=np.float32)
             rows[:, columns] = rng.choice(categories, size=(n_rows, len(columns)))
-    if missing:
-        picked = sorted(tree_columns)
-        rows[:, picked] = np.where(rng.random((n_rows, len(picked))) < _MISSING_SHARE, np.nan, rows[:, picked])
     return rows
 
 
-_MISSING_SHARE = 0.03  # of the values of each column a tree reads, drawn as NaN
+def with_missing(rows: np.ndarray, model: onnx.ModelProto, n_features: int, seed: int = 0) -> np.ndarray:
+    """A copy of float rows with a few missing values (NaN) in the columns trees read directly:
+    trees route NaN down a branch of their own, which a candidate must match."""
+    columns = sorted({c for node, cols in _column_consumers(model, n_features) if node.op_type in TREE_OPS
+                      for c in cols})
+    out = rows.copy()
+    holes = np.random.default_rng(seed).random((len(rows), len(columns))) < _MISSING_SHARE
+    out[:, columns] = np.where(holes, np.nan, out[:, columns])
+    return out
+
+
+_MISSING_SHARE = 0.03  # of the values of each column a tree reads, made NaN
 
 # Ops that pass input columns through unchanged, or select some of them.
 _PASS_THROUGH = ("Cast", "Identity")

@@ -12,7 +12,7 @@ ParityError says why each candidate failed.
 from __future__ import annotations
 
 import hashlib
-import itertools
+import operator
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ import numpy as np
 
 from mlc.convert import NativeModel, convert, native
 from mlc.convert.graph import input_names, tensor_dtype
-from mlc.data import draw_inputs, load_rows
+from mlc.data import draw_inputs, load_rows, with_missing
 from mlc.engines import Predictor, predictor
 from mlc.errors import NotFoundError, ParityError, UsageError
 from mlc.files import atomic_write
@@ -238,10 +238,10 @@ def _reference(model: NativeModel, rows: np.ndarray, drawn: bool, base: Artifact
     routes them differently fails; an original that refuses NaN is judged without them.
     """
     if drawn and rows.dtype.kind == "f":
-        with_missing = _as_graph_input(draw_inputs(base.proto, n_features, len(rows), missing=True), base)
-        if np.isnan(with_missing).any():
+        holed = with_missing(rows, base.proto, n_features)
+        if np.isnan(holed).any():
             try:
-                return with_missing, model.outputs(with_missing)
+                return holed, model.outputs(holed)
             except ValueError:
                 pass  # "Input X contains NaN": the original does not take missing values
     return rows, model.outputs(rows)
@@ -315,7 +315,7 @@ def _time(passing: list[Candidate], predictors: dict[str, Predictor], native_mod
     native_latency: dict[int, Latency] = {}
     for batch in sizes:
         batches = distinct_batches(rows, batch)
-        calls = {c.id: _cycled([predictors[c.id].bind(x) for x in batches]) for c in passing}
+        calls = {c.id: cycling(operator.call, [predictors[c.id].bind(x) for x in batches]) for c in passing}
         calls["native"] = cycling(native_model.baseline, batches)
         say(f"timing {len(calls)} calls at batch {batch}")
         measured = measure(calls, budget_s=budget_s * len(calls))
@@ -323,12 +323,6 @@ def _time(passing: list[Candidate], predictors: dict[str, Predictor], native_mod
         for candidate in passing:
             candidate.latency[batch] = measured[candidate.id]
     return native_latency
-
-
-def _cycled(bound: list[Callable[[], Any]]) -> Callable[[], Any]:
-    """The next of calls bound to distinct batches each time, as `cycling` does for plain calls."""
-    turn = itertools.cycle(bound)
-    return lambda: next(turn)()
 
 
 def _failure_summary(candidates: list[Candidate]) -> str:

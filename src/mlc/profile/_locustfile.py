@@ -5,9 +5,9 @@ import time, which breaks threads, sockets and ONNX Runtime in the importing pro
 
 Open-loop load with locust: every load process draws its own share of the arrival times
 (mlc.profile.arrivals) before its first send, and its users, a pool much larger than the
-requests in flight, take the next due time from that shared schedule, wait for it and send. A slow answer delays no
-later send, and latency is fired to locust's stats from the SCHEDULED time, so locust's own
-CSV stats count queueing too. Raw timings go to one .npz per process for exact percentiles.
+requests in flight, take the next due time from that schedule, wait for it and send. A slow
+answer delays no later send, and latency is fired to locust's stats from the SCHEDULED time,
+so locust's own CSV stats count queueing too. Raw timings go to one .npz per process for exact percentiles.
 
 A stage whose p99 misses the SLO ends the run (the next, higher rates would only pile up
 queues), as does a schedule that falls too far behind. In distributed mode (--processes)

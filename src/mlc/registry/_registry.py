@@ -189,9 +189,9 @@ class Registry:
         for attempt in range(_RETRIES):
             try:
                 with self._tx() as conn:
-                    # Again under the write lock: a delete of the last version using these bytes
-                    # may have removed the blob since the put above.
-                    self.store.put(data, digest)
+                    # Under the write lock: a delete of the last version using these bytes may
+                    # have removed the blob since the put above (already hashed: only its presence).
+                    self.store.ensure(data, digest)
                     current = conn.execute(
                         sa.select(sa.func.max(s.versions.c.version)).where(s.versions.c.name == name)
                     ).scalar()

@@ -38,6 +38,12 @@ class BlobStore:
             atomic_write(dest, data)
         return digest
 
+    def ensure(self, data: bytes, digest: str) -> None:
+        """Write data back if its blob is gone (a delete may remove it between put and use)."""
+        dest = self.path_for(digest)
+        if not dest.exists():
+            atomic_write(dest, data)
+
     def verified_path(self, digest: str) -> Path:
         path = self.path_for(digest)
         if not path.exists():

@@ -104,9 +104,7 @@ def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[i
     if parsed.size and parsed.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise InvalidInputError(f"input {name!r}: 'data' holds {_kind_name(parsed)} values, not {dtype.name} ones")
     if dtype.kind in "iu" and parsed.size and parsed.dtype.kind in "iu" and parsed.dtype != dtype:
-        info = np.iinfo(dtype)
-        if parsed.min() < info.min or parsed.max() > info.max:
-            raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
+        _check_range(name, parsed.min(), parsed.max(), dtype)
     try:
         array = parsed.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -126,11 +124,15 @@ def _mixed_numbers(name: str, data: Any, parsed: np.ndarray, dtype: np.dtype[Any
     if dtype.kind == "f" and kinds <= {int, float, type(None)}:
         return np.array(data, dtype=np.float64)  # null -> NaN
     if dtype.kind in "iu" and kinds <= {int}:
-        info = np.iinfo(dtype)
-        if min(values) < info.min or max(values) > info.max:
-            raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
+        _check_range(name, min(values), max(values), dtype)
         return np.array(data, dtype=dtype)
     return parsed
+
+
+def _check_range(name: str, low: Any, high: Any, dtype: np.dtype[Any]) -> None:
+    info = np.iinfo(dtype)
+    if low < info.min or high > info.max:
+        raise InvalidInputError(f"input {name!r}: 'data' has values outside {dtype.name}'s range")
 
 
 def _kind_name(array: np.ndarray) -> str:
