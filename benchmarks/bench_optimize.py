@@ -136,12 +136,13 @@ def prepare_case(suite_model: Any, workdir: Path, target: Any, say: Any) -> Any:
     scorer.warmup()
     reference = native(loaded)
     names = list(reference.outputs(rows[:2]))
-    lossy = any(step.get("lossy") for step in served.source["chain"])
+    lossy = served.source.lossy
     variants = [native_variant(reference), plain_variant(plain_onnx(estimator, rows), names),
                 scorer_variant(scorer, f"{served.ref}: {result.plan.describe()}", lossy=lossy)]
     return Case(suite_model.name, suite_model.description, rows, variants, real_data=True,
-                info={"winner": result.plan.describe(), "chain": [s["pass"] for s in served.source["chain"]],
-                      "runtime": served.source["runtime"], "optimize_s": round(time.perf_counter() - started, 1)})
+                info={"winner": result.plan.describe(), "chain": [s.name for s in served.source.chain],
+                      "runtime": served.source.runtime.to_dict() if served.source.runtime else None,
+                      "optimize_s": round(time.perf_counter() - started, 1)})
 
 
 # ---- summary -------------------------------------------------------------------------------

@@ -35,3 +35,30 @@ def test_bad_targets(tmp_path):
         get_target(str(path))
     with pytest.raises(NotFoundError, match="known targets"):
         get_target("quantum-9000")
+
+
+def test_a_built_package_carries_the_shipped_targets(tmp_path):
+    """The wheel's build step copies profiles/*.toml into mlc/profiles/, and mlc reads them there.
+
+    `pip install .` once installed no targets (`mlc targets` empty, the default target missing
+    outside the checkout). build_py is the step a wheel build runs; the package it leaves is
+    imported from a folder that is no checkout, so only the copy can be found.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    build = tmp_path / "lib"
+    subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=root, check=True,
+                   capture_output=True, timeout=300)
+    shipped = sorted(p.name for p in (root / "profiles").glob("*.toml"))
+    assert shipped and sorted(p.name for p in (build / "mlc" / "profiles").glob("*.toml")) == shipped
+    env = {**os.environ, "PYTHONPATH": str(build)}
+    env.pop("MLC_PROFILES", None)
+    code = "import mlc.targets as t; print(t.__file__); print(' '.join(x.name for x in t.list_targets()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[0].startswith(str(build))  # the built copy, not the checkout's package
+    assert sorted(out[1].split()) == sorted(p.removesuffix(".toml") for p in shipped)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlc.timing import DISTINCT_ROWS, cycling, distinct_batches
+from mlc.timing import DISTINCT_ROWS, cycling, cycling_calls, distinct_batches
 
 
 def test_distinct_batches_span_distinct_rows_and_wrap_when_rows_run_out():
@@ -26,3 +26,11 @@ def test_a_cycling_call_takes_each_batch_in_turn():
     for _ in range(6):
         call()
     assert seen == [0.0, 1.0, 2.0, 3.0, 0.0, 1.0]
+
+
+def test_cycling_calls_makes_each_bound_call_in_turn():
+    seen: list[int] = []
+    call = cycling_calls([lambda k=k: seen.append(k) for k in range(3)])
+    for _ in range(5):
+        call()
+    assert seen == [0, 1, 2, 0, 1]

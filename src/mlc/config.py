@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME_DIRNAME = ".mlc"
+DEFAULT_MAX_REQUEST_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Settings:
     profiles_dir: Path | None
     # Server bounds: a request bigger than this is refused before it is parsed.
     max_request_bytes: int = 64 * 1024 * 1024
-    max_request_rows: int = 65_536
+    max_request_rows: int = DEFAULT_MAX_REQUEST_ROWS
 
 
 def mlc_home() -> Path:
@@ -38,5 +39,5 @@ def load_settings() -> Settings:
         registry_url=url,
         profiles_dir=Path(profiles).expanduser() if profiles else None,
         max_request_bytes=int(os.environ.get("MLC_MAX_REQUEST_BYTES", 64 * 1024 * 1024)),
-        max_request_rows=int(os.environ.get("MLC_MAX_REQUEST_ROWS", 65_536)),
+        max_request_rows=int(os.environ.get("MLC_MAX_REQUEST_ROWS", DEFAULT_MAX_REQUEST_ROWS)),
     )

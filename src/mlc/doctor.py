@@ -22,7 +22,7 @@ def _version(package: str) -> str | None:
 def gpus() -> list[dict[str, Any]]:
     """GPUs seen through NVML (pynvml, if installed) or nvidia-smi; empty when none."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
 
         pynvml.nvmlInit()
         found = []

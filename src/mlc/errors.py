@@ -12,6 +12,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNSAFE = 3
+EXIT_DRIFT = 4  # mlc monitor: drift found
+EXIT_REFUSED = 5  # mlc promote, mlc run: a --require criterion failed
+EXIT_ABORTED = 6  # mlc rollout: an --abort-if guard held and traffic went back
 
 
 class MlcError(Exception):
@@ -81,6 +84,14 @@ class ConflictError(MlcError):
 
 class IntegrityError(MlcError):
     """A stored artifact no longer matches its recorded digest."""
+
+
+class RecordError(MlcError):
+    """A registry row does not read as the records this mlc knows (mlc.registry.records)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint or "the row was changed outside mlc; register the model again, "
+                         "or restore the registry from a backup")
 
 
 class UnsupportedModelError(MlcError):

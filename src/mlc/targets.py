@@ -19,12 +19,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-# The shipped profiles: inside the source tree next to src/, and inside the
-# installed package data when installed as a wheel.
-_SHIPPED_DIRS = (
-    Path(__file__).resolve().parents[2] / "profiles",
-    Path(__file__).resolve().parent / "profiles",
-)
+# The shipped profiles: in the package (mlc/profiles/, copied there from the checkout's
+# profiles/ when a wheel is built, see setup.py), else at the top of the checkout this module
+# runs from (an editable install, or the source tree on the path).
+_PACKAGE_PROFILES = Path(__file__).resolve().parent / "profiles"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+_SHIPPED_DIRS = (_PACKAGE_PROFILES, *((_CHECKOUT / "profiles",) if (_CHECKOUT / "pyproject.toml").is_file() else ()))
 
 # `--target cpu` / `--target gpu` pick these.
 _SHORTHANDS = {"cpu": "cpu-2", "gpu": "gpu-h100"}

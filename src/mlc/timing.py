@@ -13,8 +13,11 @@ import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")  # what cycling hands each call: a batch
 
 # One slice of calls per candidate per round: long enough to amortize the switch, short
 # enough that many rounds alternate inside the budget.
@@ -87,7 +90,17 @@ def distinct_batches(rows: np.ndarray, batch: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(rows[(np.arange(batch) + k * batch) % len(rows)]) for k in range(count)]
 
 
-def cycling(call: Callable[[np.ndarray], object], batches: list[np.ndarray]) -> Callable[[], object]:
+def cycling(call: Callable[[T], object], batches: list[T]) -> Callable[[], object]:
     """A zero-argument call on the next of `batches` each time, for `measure`."""
     turn = itertools.cycle(batches)
     return lambda: call(next(turn))
+
+
+def cycling_calls(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """A zero-argument call of the next of `calls` each time (bound calls, one per batch), for `measure`.
+
+    Shaped like `cycling` (one lambda, one next, one call), so both time alike; operator.call,
+    the other way to write it, exists only from Python 3.11.
+    """
+    turn = itertools.cycle(calls)
+    return lambda: next(turn)()

@@ -44,6 +44,9 @@ def test_bench_suite_writes_reports_that_pass_the_gate_against_themselves(tmp_pa
         assert t["parity"] is None if t["variant"] == "native" else t["parity"]["match"]
     mlc = [t for t in tiny["timings"] if t["variant"] == "mlc"]
     assert all(set(t["ratios"]) == {"native", "ort-default"} for t in mlc)
+    # The plain reference is skl2onnx's own conversion, on mlc's thread count.
+    assert tiny["variants"]["ort-default"].startswith("skl2onnx ")
+    assert f"with {tiny['threads']} intra-op thread(s)" in tiny["variants"]["ort-default"]
     assert "| tiny | 1024 |" in (out / "report.md").read_text()
     assert "<table>" in (out / "report.html").read_text()
     same = CliRunner().invoke(report_group, ["compare", str(out / "report.json"), str(out / "report.json")])
@@ -62,9 +65,9 @@ def registry_with_optimized_model(tmp_path, monkeypatch):
     joblib.dump(LogisticRegression().fit(x, (x[:, 0] + x[:, 1] > 0).astype(int)), path)
     result = optimize(str(path), name="clf", batch_sizes=(1, 32))
     joblib.dump(LogisticRegression().fit(x, (x[:, 2] > 0).astype(int)), tmp_path / "lonely.joblib")
-    from mlc.cli.models import register_file
+    from mlc.registry import Registry
 
-    register_file(tmp_path / "lonely.joblib", "lonely", trust=False)
+    Registry.open().register_file(tmp_path / "lonely.joblib", "lonely")
     return result
 
 
@@ -83,7 +86,7 @@ def test_bench_registered_source_and_optimized_versions(registry_with_optimized_
 def test_bench_refuses_unknown_or_unoptimized_references_before_timing(registry_with_optimized_model):
     with pytest.raises(NotFoundError):
         run_bench(("clf:9",), settings=TINY)
-    with pytest.raises(UsageError, match="optimize it first"):
+    with pytest.raises(UsageError, match="mlc optimize lonely:1"):
         run_bench(("lonely",), settings=TINY)
     with pytest.raises(UsageError, match="not both"):
         run_bench(("clf:2",), suite="quick", settings=TINY)

@@ -98,4 +98,4 @@ def test_optimize_for_the_gpu_target_validates_tensorized_candidates_on_the_devi
     assert tensorized, [c.label for c in result.candidates]
     assert any(c.parity is not None and c.parity.passed and 4096 in c.latency for c in tensorized), \
         [(c.label, c.status, c.reason) for c in tensorized]
-    assert Registry.open().get(result.winner).source["target"] == "gpu-h100"
+    assert Registry.open().get(result.winner).source.target == "gpu-h100"

@@ -79,7 +79,7 @@ def all_models(sklearn_models: dict, xgb_models: dict, lgbm_models: dict) -> dic
 @pytest.fixture(scope="session")
 def onnx_bytes(sklearn_models: dict[str, Any]) -> bytes:
     """The binary LogisticRegression converted by skl2onnx (no ZipMap)."""
-    skl2onnx = pytest.importorskip("skl2onnx")
+    import skl2onnx
     from skl2onnx.common.data_types import FloatTensorType
 
     model = sklearn_models["logreg"]

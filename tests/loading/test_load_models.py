@@ -67,7 +67,7 @@ def test_joblib_protocols_and_array_kinds(tmp_path: Path, sklearn_models: dict, 
 
 @pytest.mark.parametrize("name", ["logreg", "forest", "pipeline", "hgb", "gbr"])
 def test_skops(tmp_path: Path, sklearn_models: dict, data: dict, name: str) -> None:
-    sio = pytest.importorskip("skops.io")
+    import skops.io as sio
     path = tmp_path / "model.skops"
     sio.dump(sklearn_models[name], path)
     loaded = _load(path, "skops", "sklearn")
@@ -136,7 +136,7 @@ def test_lightgbm_booster_pickle(tmp_path: Path, lgbm_models: dict, data: dict) 
 
 
 def test_onnx(tmp_path: Path, onnx_bytes: bytes, sklearn_models: dict, data: dict) -> None:
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     path = tmp_path / "model.onnx"
     path.write_bytes(onnx_bytes)
     loaded = _load(path, "onnx", "onnx")

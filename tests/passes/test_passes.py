@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from convert import zoo
 
 from mlc.convert import convert, native
 from mlc.convert.graph import normalize
-from mlc.data import draw_inputs
-from mlc.engines import predictor
 from mlc.errors import ConflictError, NotFoundError
+from mlc.optimize.data import draw_inputs
+from mlc.optimize.engines import predictor
+from mlc.optimize.validate import Tolerance, check_parity
 from mlc.passes import all_passes, get_pass, register_pass, unregister_pass
 from mlc.passes.base import Pass
 from mlc.passes.graph_opt import GraphOptimizationConfig
@@ -20,11 +20,14 @@ from mlc.passes.quantize import QuantizeDynamicConfig, QuantizeStaticConfig
 from mlc.passes.session_tuning import SessionTuningConfig, grid
 from mlc.passes.tree_kernel import TreeKernelConfig
 from mlc.targets import get_target
-from mlc.validate import Tolerance, check_parity
+from tests import zoo
 
 CPU = get_target("cpu-2")
 GPU = get_target("gpu")
-# Lossy passes must stay close on this tiny, barely trained model; the optimizer's own limits are stricter.
+# The lossy contract (mlc.optimize.validate): labels kept on 98% of rows, and the 99th percentile of
+# the rows' probability error within 0.1. On 500 drawn rows (N(0,1) also in the zoo's integer column,
+# outside its domain) the int8 MLP changes 0.6% of labels, p99 error 0.06, max 0.15-0.2: a max bound
+# failed a correct quantization on its boundary rows. The optimizer's defaults are stricter.
 LOSSY = Tolerance(max_label_disagreement=0.02, max_abs_error=0.1, lossy=True)
 
 
@@ -38,9 +41,9 @@ CASES = {
     "fold-linear": ("sklearn-scaler-pca-logreg", CPU, None),
     "quantize-dynamic": ("sklearn-mlp-wide", CPU, QuantizeDynamicConfig),
     "quantize-static": ("sklearn-mlp-wide", CPU, lambda: QuantizeStaticConfig(calibration=_calibration())),
-    "session-tuning": ("sklearn-gb", CPU, lambda: SessionTuningConfig(intra_op_threads=2, allow_spinning=False)),
+    "session-tuning": ("sklearn-gb-multi", CPU, lambda: SessionTuningConfig(intra_op_threads=2, allow_spinning=False)),
     "fp16": ("sklearn-mlp", GPU, None),
-    "tensorize-trees": ("sklearn-forest", GPU, None),
+    "tensorize-trees": ("sklearn-forest-binary", GPU, None),
     "mlc-trees": ("xgboost-multi", CPU, lambda: TreeKernelConfig(n_threads=1)),
 }
 
@@ -102,7 +105,7 @@ def test_quantize_dynamic_runs_on_a_normalized_logistic_regression():
 
 def test_not_applicable_reasons():
     mlp = convert(zoo.model("sklearn-mlp-wide"))
-    forest = convert(zoo.model("sklearn-forest"))
+    forest = convert(zoo.model("sklearn-forest-binary"))
     assert "GPU" in get_pass("fp16")().applies(mlp, CPU)
     assert "CPU" in get_pass("quantize-dynamic")().applies(mlp, GPU)
     assert "nothing worth quantizing" in get_pass("quantize-dynamic")().applies(forest, CPU)
@@ -169,7 +172,7 @@ def test_pass_registry_refuses_to_overwrite_unless_asked():
 
 
 def test_drawn_inputs_reach_both_sides_of_tree_thresholds():
-    model = convert(zoo.model("sklearn-tree")).proto
+    model = convert(zoo.model("sklearn-tree-multi")).proto
     x = draw_inputs(model, zoo.N_FEATURES, 400, seed=0)
     node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
     attrs = {a.name: a for a in node.attribute}
@@ -225,5 +228,5 @@ def test_fold_linear_into_a_regressor_and_into_a_gemm():
 
 def test_fold_linear_leaves_single_steps_alone():
     fold = get_pass("fold-linear")()
-    for name in ("sklearn-logreg", "sklearn-mlp", "sklearn-forest"):
+    for name in ("sklearn-logreg", "sklearn-mlp", "sklearn-forest-binary"):
         assert fold.applies(convert(zoo.model(name)), CPU) is not None

@@ -12,13 +12,3 @@ def point(rate: float, p99: float, *, meets: bool = True, cpu: float = 50.0, rss
                      send_lag_p50_ms=0.1, send_lag_p99_ms=0.5, meets_slo=meets, cpu_mean_pct=cpu,
                      cpu_peak_pct=cpu, rss_peak_mb=rss)
 
-
-def skip_without_locust() -> None:
-    """Skip when locust is missing, without importing it: its gevent monkey-patching would break
-    this test process (pytest.importorskip imports the module)."""
-    import importlib.util
-
-    import pytest
-
-    if importlib.util.find_spec("locust") is None:
-        pytest.skip("locust is not installed: pip install 'mlc[profile]'", allow_module_level=True)

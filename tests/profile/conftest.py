@@ -37,9 +37,9 @@ def registry_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture()
 def tiny_ref(registry_home: Path, tiny_onnx: Path) -> str:
-    from mlc.cli.models import register_file
+    from mlc.registry import Registry
 
-    return register_file(tiny_onnx, "tiny", trust=False).ref
+    return Registry.open().register_file(tiny_onnx, "tiny").ref
 
 
 @pytest.fixture()

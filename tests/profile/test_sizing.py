@@ -6,15 +6,16 @@ import math
 
 import pytest
 
-from mlc.profile.results import ConfigResult, ServingConfig, choose
+from mlc.profile.results import ConfigResult, choose
 from mlc.profile.sizing import extrapolate, p99_at, recommend
+from mlc.serve.layout import ServingLayout
 from mlc.targets import get_target
 
 from ._helpers import point
 
 
-def curve(capacity: float, config: ServingConfig | None = None) -> ConfigResult:
-    return ConfigResult(config or ServingConfig(max_batch_size=8, max_queue_delay_us=250), [
+def curve(capacity: float, config: ServingLayout | None = None) -> ConfigResult:
+    return ConfigResult(config or ServingLayout.of(max_batch_size=8, max_queue_delay_us=250), [
         point(capacity / 4, 2.0, cpu=40), point(capacity / 2, 3.0, cpu=80), point(capacity, 10.0, cpu=150),
         point(capacity * 1.5, 80.0, meets=False, cpu=190)])
 
@@ -59,12 +60,12 @@ def test_extrapolation_is_linear_when_scaling_was_perfect_and_discounted_otherwi
 def test_an_extrapolated_recommendation_scales_the_layout_and_says_so():
     target = get_target("cpu-8")
     x = extrapolate(500, 1000, measured_cores=2, target_cores=8)
-    layout = ServingConfig(max_batch_size=8, max_queue_delay_us=250, instances=2)
+    layout = ServingLayout.of(max_batch_size=8, max_queue_delay_us=250, instances=2)
     rec = recommend(curve(1000, layout), target, rate_rps=10_000, headroom=0.25, measured_cores=2, http=False,
                     extrapolation=x)
     assert rec.extrapolated and rec.capacity_rps == 4000 and rec.config.instances == 8
     assert rec.replicas == math.ceil(10_000 / 3000)
-    http = recommend(curve(1000, ServingConfig(workers=2)), target, rate_rps=None, headroom=0.25,
+    http = recommend(curve(1000, ServingLayout.of(workers=2)), target, rate_rps=None, headroom=0.25,
                      measured_cores=2, http=True, extrapolation=x)
     assert http.config.workers == 8
 
@@ -77,22 +78,22 @@ def test_a_target_that_is_no_whole_multiple_gets_the_capacity_of_the_layout_it_i
     six = replace(get_target("cpu-8"), name="cpu-6", cores=6)
     assert grown_cores(4, 6) == 4 and grown_cores(2, 6) == 6 and grown_cores(4, 2) == 4
     x = extrapolate(1000, 4000, measured_cores=4, target_cores=grown_cores(4, 6))
-    rec = recommend(curve(4000, ServingConfig(workers=4)), six, rate_rps=None, headroom=0.25, measured_cores=4,
+    rec = recommend(curve(4000, ServingLayout.of(workers=4)), six, rate_rps=None, headroom=0.25, measured_cores=4,
                     http=True, extrapolation=x)
     assert rec.config.workers == 4 and rec.capacity_rps == pytest.approx(4000)  # not 6000 for a 4-core layout
 
 
 def test_the_choice_prefers_capacity_then_fewer_cores():
-    small = curve(1000, ServingConfig(max_batch_size=8, instances=1))
-    big = curve(1010, ServingConfig(max_batch_size=8, instances=2))  # within the 3% tie margin
-    faster = curve(1500, ServingConfig(max_batch_size=32, instances=2))
+    small = curve(1000, ServingLayout.of(max_batch_size=8, instances=1))
+    big = curve(1010, ServingLayout.of(max_batch_size=8, instances=2))  # within the 3% tie margin
+    faster = curve(1500, ServingLayout.of(max_batch_size=32, instances=2))
     assert choose([big, small]) is small
     assert choose([small, big, faster]) is faster
-    assert choose([ConfigResult(ServingConfig(), [point(10, 99, meets=False)])]) is None
+    assert choose([ConfigResult(ServingLayout.of(), [point(10, 99, meets=False)])]) is None
 
 
 def test_capacity_is_read_below_the_first_rate_that_missed():
-    noisy = ConfigResult(ServingConfig(), [point(100, 2), point(300, 50, meets=False), point(250, 3)])
+    noisy = ConfigResult(ServingLayout.of(), [point(100, 2), point(300, 50, meets=False), point(250, 3)])
     assert noisy.capacity_rps == 250
-    flattering = ConfigResult(ServingConfig(), [point(100, 2), point(300, 50, meets=False), point(320, 3)])
+    flattering = ConfigResult(ServingLayout.of(), [point(100, 2), point(300, 50, meets=False), point(320, 3)])
     assert flattering.capacity_rps == 100  # 320/s passed once, but 300/s failed: not counted

@@ -7,14 +7,14 @@ from contextlib import contextmanager
 
 import pytest
 
-from mlc.profile.results import ServingConfig
 from mlc.profile.sweep import RAMP, Space, Sweep
+from mlc.serve.layout import ServingLayout
 
 from ._helpers import point
 
 
 class FakeBench:
-    def __init__(self, config: ServingConfig, capacity: float, probe: float, log: list) -> None:
+    def __init__(self, config: ServingLayout, capacity: float, probe: float, log: list) -> None:
         self.config, self.notes = config, []
         self._capacity, self._probe, self._log = capacity, probe, log
 
@@ -53,7 +53,7 @@ class FakeLoad:
 @pytest.mark.parametrize("capacity", [50.0, 170.0, 1000.0, 5000.0])
 def test_the_capacity_search_brackets_the_true_capacity(capacity):
     load = FakeLoad(lambda _c: capacity)
-    result = Sweep(load, sampler=None, max_points=8, cores=None).measure(ServingConfig())
+    result = Sweep(load, sampler=None, max_points=8, cores=None).measure(ServingLayout.of())
     assert result.capacity_rps <= capacity
     assert result.capacity_rps >= capacity / RAMP**2  # within the search's resolution, whatever the start
     assert len(result.points) <= 8
@@ -67,17 +67,17 @@ def test_the_grid_covers_every_batching_setting_and_layout_within_the_cores():
     assert all(c.max_queue_delay_us == 0 for c in configs if c.max_batch_size == 1)
     http = Space.for_target(cores=2, gpu=False, slo_ms=20, http=True)
     # Over HTTP (a server per configuration) only layouts that use every core: workers x 1-2 instances.
-    assert {(c.workers, c.instances, c.intra_op_threads) for c in http.layouts} == {(1, 2, 1), (1, 1, 2), (2, 1, 1)}
+    assert {(c.workers, c.instances, c.threads) for c in http.layouts} == {(1, 2, 1), (1, 1, 2), (2, 1, 1)}
     big = Space.for_target(cores=16, gpu=False, slo_ms=20, http=True)
     assert all(c.cores == 16 for c in big.layouts) and len(big.layouts) == 9
-    assert {(c.workers, c.instances, c.intra_op_threads) for c in space.layouts} == {(1, 1, 1), (1, 2, 1), (1, 1, 2)}
+    assert {(c.workers, c.instances, c.threads) for c in space.layouts} == {(1, 1, 1), (1, 2, 1), (1, 1, 2)}
     tight = Space.for_target(cores=1, gpu=False, slo_ms=2, http=False)
     assert all(d <= 500 for d in tight.delays_us)  # a queue delay must fit well inside the SLO
 
 
 def test_quick_climbs_to_the_best_configuration_in_few_evaluations():
     # Capacity grows with batch size up to 32 and with instances; delay hardly matters.
-    def capacity(c: ServingConfig) -> float:
+    def capacity(c: ServingLayout) -> float:
         return 100 * min(c.max_batch_size, 32) * c.instances + c.max_queue_delay_us / 100
 
     load = FakeLoad(capacity)
@@ -113,7 +113,7 @@ def test_ctrl_c_during_a_points_progress_line_keeps_that_point():
             raise KeyboardInterrupt
 
     load = FakeLoad(lambda _c: 1000.0)
-    result = Sweep(load, sampler=None, max_points=6, cores=None, progress=progress).measure(ServingConfig())
+    result = Sweep(load, sampler=None, max_points=6, cores=None, progress=progress).measure(ServingLayout.of())
     assert load.stop.is_set() and result.points and result.points[0].offered_rps == load.log[0][1]
 
 

@@ -14,8 +14,9 @@ SIG = tabular(4, task="classification", classes=[0, 1])
 
 
 @pytest.fixture()
-def reg(tmp_path):
-    return Registry(tmp_path / "home")
+def reg(tmp_path, registry_url):
+    """The same contracts on SQLite and on a real PostgreSQL server (see conftest.py)."""
+    return Registry(tmp_path / "home", registry_url)
 
 
 def _add(reg, name="m", data=b"model-bytes", **kw):
@@ -35,7 +36,11 @@ def test_every_recorded_field_round_trips(reg):
     assert got["digest"] == mv.digest and len(got["digest"]) == 64
     assert got["signature"]["n_features"] == 4 and got["signature"]["classes"] == [0, 1]
     assert got["tags"] == {"team": "risk"} and got["aliases"] == ["prod"]
-    assert got["source"] == {"kind": "file", "path": "/x.onnx"} and got["metrics"] == {"auc": 0.9}
+    assert got["source"] == {"kind": "file", "path": "/x.onnx", "trusted": False, "schema": 1}
+    assert got["metrics"] == {"auc": 0.9}
+    typed = reg.get("m:1")
+    assert (typed.source.kind, typed.source.path, typed.source.trusted) == ("file", "/x.onnx", False)
+    assert typed.metrics.extra == {"auc": 0.9} and typed.metrics.parity is None
     assert got["creator"] and got["created_at"].endswith("Z")
     assert "onnxruntime" in got["packages"] and "numpy" in got["packages"]
 
@@ -110,7 +115,7 @@ def test_corrupted_artifact_is_detected_on_read_and_repaired_by_registering_it_a
 
 def test_a_delete_between_a_registers_write_and_its_row_leaves_no_row_without_its_blob(reg, monkeypatch):
     _add(reg, name="a")  # the only version holding these bytes
-    other = Registry(reg.home)  # another process on the same registry
+    other = Registry(reg.home, reg.url)  # another process on the same registry
     put = other.store.put
     calls = []
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 
 import numpy as np
 import pytest
@@ -45,6 +44,54 @@ class Recorder:
 
 def rows(n: int, value: float, width: int = 3, dtype=np.float32) -> np.ndarray:
     return np.full((n, width), value, dtype=dtype)
+
+
+class ManualClock:
+    """Time that moves only when the test sets it; a batcher waiting on it wakes when it does.
+
+    Deadlines are then judged on this clock alone: on a busy machine a wall-clock test of
+    "runs once the delay has passed, not much later" measured the machine, not the batcher.
+    """
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._waiting: set[threading.Condition] = set()
+        self._sleeps = 0  # times a worker went to wait: each after looking at the queue
+        self._slept = threading.Condition()
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> None:
+        self._waiting.add(condition)
+        with self._slept:
+            self._sleeps += 1
+            self._slept.notify_all()
+        condition.wait()  # only a submit, close() or set() wakes it: no wall-clock timeout
+
+    def sleeps(self) -> int:
+        with self._slept:
+            return self._sleeps
+
+    def until_asleep(self, after: int) -> None:
+        """Block until a worker has gone to wait more than `after` times: it has seen the queue as it is."""
+        with self._slept:
+            assert self._slept.wait_for(lambda: self._sleeps > after, timeout=10)
+
+    def set(self, t: float) -> None:
+        """Move the time to `t` (no sums of steps: 0.099 + 0.001 is not 0.1 in floats) and wake the workers."""
+        self.t = t
+        for condition in list(self._waiting):
+            with condition:
+                condition.notify_all()
+
+
+def still_waiting(clock: ManualClock, *futures: Future) -> bool:
+    """None of the futures has run, once a worker has looked at the queue at the clock's time."""
+    seen = clock.sleeps()
+    clock.set(clock.t)  # wakes a waiting worker: it looks, finds nothing due, waits again
+    clock.until_asleep(seen)
+    return not any(f.done() for f in futures)
 
 
 def test_concurrent_requests_each_get_exactly_their_rows(forest):
@@ -98,26 +145,30 @@ def test_batches_keep_arrival_order_and_never_exceed_max(counts, max_batch):
     assert all(len(b) <= max_batch for b in model.batches)
 
 
-def test_lone_request_waits_the_queue_delay_and_not_much_more():
-    with DynamicBatcher(Recorder(), max_queue_delay_us=100_000) as batcher:
-        start = time.monotonic()
-        batcher.submit(rows(1, 0)).result(timeout=10)
-        waited = time.monotonic() - start
-    assert 0.1 <= waited < 2.0
+def test_lone_request_waits_the_queue_delay_and_runs_when_it_has_passed():
+    clock = ManualClock()
+    with DynamicBatcher(Recorder(), max_queue_delay_us=100_000, clock=clock) as batcher:
+        future = batcher.submit(rows(1, 0))
+        clock.set(0.099)
+        assert still_waiting(clock, future)
+        clock.set(0.1)
+        future.result(timeout=10)  # the deadline alone runs it: nothing else was submitted
 
 
 def test_delay_runs_from_the_oldest_request():
+    """MLServer #1936: the deadline is the oldest arrival + the delay, not restarted by later requests."""
     model = Recorder()
-    with DynamicBatcher(model, max_queue_delay_us=1_000_000) as batcher:
-        start = time.monotonic()
+    clock = ManualClock()
+    with DynamicBatcher(model, max_queue_delay_us=1_000_000, clock=clock) as batcher:
         first = batcher.submit(rows(1, 1))
-        time.sleep(0.2)
+        clock.set(0.2)
         second = batcher.submit(rows(1, 2))
+        clock.set(0.999)
+        assert still_waiting(clock, first, second)
+        clock.set(1.0)  # the first's deadline; the second's is 0.2 s away
         first.result(timeout=10)
-        first_done = time.monotonic()
         second.result(timeout=10)
-    assert len(model.batches) == 1  # the second joined the first's batch, did not restart the clock
-    assert 1.0 <= first_done - start < 3.0
+    assert len(model.batches) == 1  # the second joined the first's batch and did not move its deadline
 
 
 def test_full_batch_runs_at_once():
@@ -144,13 +195,14 @@ def test_batch_that_cannot_grow_runs_at_once():
 
 def test_preferred_size_runs_at_once():
     model = Recorder()
-    with DynamicBatcher(model, max_batch_size=64, preferred_batch_sizes=(4, 16), max_queue_delay_us=LONG) as batcher:
+    clock = ManualClock()
+    with DynamicBatcher(model, max_batch_size=64, preferred_batch_sizes=(4, 16), max_queue_delay_us=LONG,
+                        clock=clock) as batcher:
         futures = [batcher.submit(rows(1, i)) for i in range(4)]
         for f in futures:
             f.result(timeout=10)
         straggler = batcher.submit(rows(3, 9))
-        time.sleep(0.05)
-        assert not straggler.done()  # 3 rows: no preferred size, no full batch, delay not over
+        assert still_waiting(clock, straggler)  # 3 rows: no preferred size, no full batch, delay not over
     assert straggler.result(timeout=10)["echo"].shape == (3, 3)  # close() ran it
     assert [len(b) for b in model.batches] == [4, 3]
 

@@ -174,5 +174,7 @@ def test_from_registry_reads_the_recorded_plan_and_signature(forest, tmp_path, m
     assert scorer.engines == (("mlc-trees", 8), ("ort", None))
     assert scorer.signature == signature
     np.testing.assert_array_equal(scorer.predict(forest.X)["label"], forest.estimator.predict(forest.X))
-    with pytest.raises(UnsupportedModelError, match="pickle"):
+    # A framework version without an optimized child is refused as `mlc serve` refuses it (Registry.served).
+    with pytest.raises(UsageError, match="sklearn pickle model") as refused:
         Scorer.from_registry("iris:2")
+    assert "mlc optimize iris:2" in str(refused.value.hint)

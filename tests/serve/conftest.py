@@ -34,7 +34,7 @@ from mlc.registry import Registry
 from mlc.signature import Signature, TensorSpec, tabular
 
 N_FEATURES = 4
-_LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
+_LISTENING = re.compile(r"listening on https?://([\d.]+):(\d+)")
 
 
 def _classifier(seed: int) -> tuple[bytes, RandomForestClassifier]:
@@ -111,7 +111,8 @@ class Server:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
         self.host, self.port = "", 0
         threading.Thread(target=self._pump, daemon=True).start()
-        if not self._listening.wait(180) or self.proc.poll() is not None:
+        # Output ending without the listening line means it exited, even if it is not reaped yet.
+        if not self._listening.wait(180) or self.proc.poll() is not None or not self.port:
             self.stop()
             raise RuntimeError("mlc serve did not start:\n" + "".join(self.output))
 

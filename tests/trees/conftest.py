@@ -1,11 +1,11 @@
-"""Fixtures of the tree tests (the models themselves are in models.py)."""
+"""Fixtures of the tree tests (the models themselves are the zoo's, tests/zoo.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trees.models import N_FEATURES, with_nans
+from tests.zoo import N_FEATURES, with_nans
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from onnx import TensorProto, helper
 from mlc.trees import compile_tree_ensemble, find_tree_ensemble
 from mlc.trees.layout import _member_intervals, _round_down
 from mlc.trees.parse import NodeMode, parse_tree_ensemble
-from trees.models import assert_same_outputs, converted, ort_run
+from tests import zoo
+from tests.trees.reference import assert_same_outputs, ort_run
 
 
 def _stumps(tree_ids: list[int], order: list[int] | None = None) -> onnx.NodeProto:
@@ -75,10 +76,10 @@ def test_membership_intervals_follow_ort() -> None:
 
 
 def _with_tail(tail: list[onnx.NodeProto], constants: list[onnx.TensorProto], out: onnx.ValueInfoProto,
-               name: str = "rf-multi") -> onnx.ModelProto:
+               name: str = "sklearn-forest-multi") -> onnx.ModelProto:
     """A converted model whose probabilities feed the given nodes instead of the graph output."""
     proto = onnx.ModelProto()
-    proto.CopyFrom(converted(name)[0])  # the cached model is shared: edit a copy
+    proto.CopyFrom(zoo.converted(name))  # the cached model is shared: edit a copy
     graph = proto.graph
     nodes = list(graph.node)
     for node in nodes:
@@ -120,7 +121,7 @@ def test_tails_it_cannot_reproduce() -> None:
 
 
 def test_finds_the_ensemble_behind_casts() -> None:
-    proto, _ = converted("lgbm-binary")  # Identity, Cast and Mul by one around the ensemble
+    proto = zoo.converted("lightgbm-binary")  # Identity, Cast and Mul by one around the ensemble
     graph = find_tree_ensemble(proto)
     assert graph is not None and graph.ensemble.kind == "classifier"
     assert [n.op_type for n in graph.tail] == ["Identity", "Identity", "Cast", "Mul"]

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlc.trees import compile_tree_ensemble
-from trees.models import assert_same_outputs, ort_run
-from trees.random_ensembles import classifiers, ensembles_v5, inputs, regressors
+from tests.trees.random_ensembles import classifiers, ensembles_v5, inputs, regressors
+from tests.trees.reference import assert_same_outputs, ort_run
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

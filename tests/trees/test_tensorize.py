@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from mlc.errors import UnsupportedModelError, UsageError
 from mlc.trees import tensorize_tree_ensemble
 from mlc.trees.tensorize import STRATEGIES
-from trees.models import MODELS, converted, ort_run
-from trees.random_ensembles import classifiers, ensembles_v5, inputs, regressors
+from tests import zoo
+from tests.trees.random_ensembles import classifiers, ensembles_v5, inputs, regressors
+from tests.trees.reference import ort_run
 
 
 def assert_close_outputs(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
@@ -33,9 +34,9 @@ def no_ml_ops(model: onnx.ModelProto) -> bool:
 
 
 @pytest.mark.parametrize("strategy", ["gemm", "tree_traversal", "auto"])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", zoo.names(trees=True))
 def test_tensorized_matches_onnxruntime(name: str, strategy: str, eval_rows: np.ndarray) -> None:
-    proto, _ = converted(name)
+    proto = zoo.converted(name)
     tensorized = tensorize_tree_ensemble(proto, strategy)
     onnx.checker.check_model(tensorized, full_check=True)
     assert no_ml_ops(tensorized)
@@ -46,27 +47,24 @@ def test_tensorized_matches_onnxruntime(name: str, strategy: str, eval_rows: np.
 def test_auto_prefers_traversal_for_deep_trees() -> None:
     from sklearn.ensemble import RandomForestRegressor
 
-    from trees.models import convert, data
-
-    x, y = data()["reg"]
-    deep = convert(RandomForestRegressor(n_estimators=3, max_depth=8, random_state=0).fit(np.nan_to_num(x), y))
+    x, y = zoo.data().xy("reg")
+    deep = zoo.convert_fitted(RandomForestRegressor(n_estimators=3, max_depth=8, random_state=0).fit(x, y))
     ops = {n.op_type for n in tensorize_tree_ensemble(deep).graph.node}
     assert "GatherElements" in ops and "MatMul" not in ops
-    shallow, _ = converted("gb-reg")  # depth 2
+    shallow = zoo.converted("sklearn-gb-reg")  # depth 2
     assert "MatMul" in {n.op_type for n in tensorize_tree_ensemble(shallow).graph.node}
 
 
 def test_refusals() -> None:
-    proto, _ = converted("rf-binary")
+    proto = zoo.converted("sklearn-forest-binary")
     with pytest.raises(UsageError):
         tensorize_tree_ensemble(proto, "quantum")
     from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestClassifier
 
-    from trees.models import data
-
-    x, y = data()["binary"]
-    zipmap = to_onnx(RandomForestClassifier(n_estimators=2, random_state=0).fit(np.nan_to_num(x), y), x[:1])
+    x, y = zoo.data().xy("binary")
+    # A ZipMap output, which mlc.convert never emits: skl2onnx's own default, to be refused.
+    zipmap = to_onnx(RandomForestClassifier(n_estimators=2, random_state=0).fit(x, y), x[:1])
     with pytest.raises(UnsupportedModelError):
         tensorize_tree_ensemble(zipmap)
 

@@ -3,20 +3,23 @@
 Both end in the same variants (see variants.py; an ONNX original has no separate ort-default,
 its native run *is* ONNX Runtime with default options). A suite model is trained here, saved,
 loaded back through the safe loader and optimized into a scratch registry, so a benchmark never
-adds versions to the user's registry. A registered reference is taken as it is: an optimized
-version is served as recorded and compared with its parent; a source version is compared with
-its latest optimized child.
+adds versions to the user's registry. A registered reference is benchmarked as `mlc serve`
+serves it (Registry.served: an ONNX version as named, a framework version through its newest
+optimized child), against the original it was optimized from (its parent, else itself).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mlc.bench.runner import BenchSettings, Case, Progress
 from mlc.bench.suite import EVAL_ROWS, SuiteModel
-from mlc.bench.variants import Variant, native_variant, ort_default_variant, scorer_variant
+from mlc.bench.variants import Variant, native_variant, scorer_variant
 from mlc.errors import UsageError
 from mlc.registry import ModelVersion, Registry
 from mlc.targets import HardwareTarget
@@ -24,35 +27,53 @@ from mlc.targets import HardwareTarget
 CaseFactory = tuple[str, Callable[[], Case]]
 
 
-def _steps(version: ModelVersion) -> list[dict[str, Any]]:
-    """The passes `mlc optimize` applied after conversion, as recorded in the version's lineage."""
-    return [s for s in version.source.get("chain", []) if s.get("pass") != "convert"]
+def mlc_threads(scorer: Any) -> int:
+    """The most threads mlc's plan runs on: the limit every reference gets too."""
+    plan = scorer.plan
+    return max([plan.session.intra_op_threads, *(e.n_threads or 0 for e in plan.engines)])
 
 
-def _variants(loaded: Any, registry: Registry, served: ModelVersion, target: HardwareTarget) -> list[Variant]:
-    """native (the reference), ort-default (unless the original is ONNX already), mlc."""
+def _variants(loaded: Any, registry: Registry, served: ModelVersion, target: HardwareTarget
+              ) -> tuple[list[Variant], dict[str, Any]]:
+    """native (the parity reference), ort-default (the plain reference, unless the original is ONNX
+    already), mlc; and what the report says about them (the thread limit, a missing plain reference).
+
+    The plain reference comes from the converters themselves (bench/plain.py), never from
+    mlc.convert: a change in mlc's converter must show in mlc's ratio, not cancel out of it.
+    """
     from mlc import convert
+    from mlc.bench.plain import PLAIN_TOOLS, plain_onnx, plain_variant
     from mlc.runtime.scorer import Scorer
     from mlc.runtime.session import available_providers
 
-    variants = [native_variant(convert.native(loaded))]
-    if loaded.framework != "onnx":
-        artifact = convert.convert(loaded)
-        tool = artifact.steps[0].notes.get("tool", loaded.framework)
-        variants.append(ort_default_variant(artifact.onnx_bytes, available_providers(target.execution_providers),
-                                            f"{tool} conversion, onnxruntime default session options"))
+    native = convert.native(loaded)
+    variants = [native_variant(native)]
     scorer = Scorer.from_registry(served.ref, target, registry=registry)  # the suite's scratch registry
+    threads = mlc_threads(scorer)
+    info: dict[str, Any] = {"threads": threads}
+    n_features = loaded.signature.n_features
+    if loaded.framework in PLAIN_TOOLS and n_features:
+        try:
+            onnx_bytes, how = plain_onnx(loaded.model, loaded.framework, int(n_features))
+            probe = np.zeros((1, int(n_features)), dtype=np.float32)
+            variants.append(plain_variant(onnx_bytes, available_providers(target.execution_providers), threads,
+                                          list(native.outputs(probe)), how))
+        except Exception as exc:  # a model the converters refuse by default has no plain reference
+            info["plain_reference"] = f"none: {type(exc).__name__}: {exc}"
+    elif loaded.framework != "onnx":
+        info["plain_reference"] = f"none: no plain converter for {loaded.framework} models"
     engines = ", ".join(name + (f" up to {rows} rows" if rows else "") for name, rows in scorer.engines)
-    chain = " -> ".join(s["pass"] for s in _steps(served)) or "no graph passes"
+    chain = " -> ".join(s.name for s in served.source.passes) or "no graph passes"
     variants.append(scorer_variant(scorer, f"{served.ref}: {chain}; served by the Scorer via {engines}",
-                                   lossy=any(s.get("lossy") for s in _steps(served))))
-    return variants
+                                   lossy=served.source.lossy))
+    return variants, info
 
 
 def _info(loaded: Any, served: ModelVersion, source: str) -> dict[str, Any]:
     return {"source": source, "framework": loaded.framework, "task": loaded.signature.task,
-            "n_features": loaded.signature.n_features, "chain": [s["pass"] for s in _steps(served)],
-            "session": served.source.get("session"), "runtime": served.source.get("runtime")}
+            "n_features": loaded.signature.n_features, "chain": [s.name for s in served.source.passes],
+            "session": served.source.session,
+            "runtime": served.source.runtime.to_dict() if served.source.runtime else None}
 
 
 def suite_cases(models: tuple[SuiteModel, ...], target: HardwareTarget, settings: BenchSettings,
@@ -73,22 +94,18 @@ def suite_cases(models: tuple[SuiteModel, ...], target: HardwareTarget, settings
         result = optimize(loaded, name=model.name, target=target, data=rows, batch_sizes=settings.batch_sizes,
                           registry=registry, progress=progress, timing_budget_s=settings.search_budget_s)
         served = registry.get(str(result.winner))
-        return Case(model.name, model.description, rows, _variants(loaded, registry, served, target),
-                    info=_info(loaded, served, f"suite:{suite_name}"))
+        variants, about = _variants(loaded, registry, served, target)
+        return Case(model.name, model.description, rows, variants, threads=about["threads"],
+                    info=_info(loaded, served, f"suite:{suite_name}") | about)
 
-    return [(m.name, lambda m=m: prepare(m)) for m in models]
+    return [(m.name, partial(prepare, m)) for m in models]
 
 
-def served_and_original(registry: Registry, version: ModelVersion) -> tuple[ModelVersion, ModelVersion]:
-    """(the optimized version mlc serves, the original it was made from) for any reference to either."""
-    parent = version.source.get("parent")
-    if parent:
-        return version, registry.get(str(parent))
-    children = [v for v in registry.list() if v.source.get("parent") == version.ref]
-    if not children:
-        raise UsageError(f"{version.ref} has no optimized version to benchmark against its original",
-                         f"optimize it first: mlc optimize {version.ref}")
-    return max(children, key=lambda v: v.created_at), version
+def served_and_original(registry: Registry, ref: str) -> tuple[ModelVersion, ModelVersion]:
+    """(the version mlc serves for ref, the original it was optimized from: its parent, else itself)."""
+    served = registry.served(ref).version
+    parent = served.source.parent
+    return served, registry.get(parent) if parent else served
 
 
 def ref_cases(refs: tuple[str, ...], target: HardwareTarget, data: Path | None) -> list[CaseFactory]:
@@ -97,16 +114,16 @@ def ref_cases(refs: tuple[str, ...], target: HardwareTarget, data: Path | None) 
     References are resolved now, so a typo fails before anything is timed.
     """
     registry = Registry.open()
-    pairs = {ref: served_and_original(registry, registry.get(ref)) for ref in refs}
+    pairs = {ref: served_and_original(registry, ref) for ref in refs}
 
     def prepare(ref: str) -> Case:
         import onnx
 
-        from mlc.data import draw_inputs, load_rows
+        from mlc.optimize.data import draw_inputs, load_rows
 
         served, original = pairs[ref]
-        loaded = registry.load(original, trust=bool(original.source.get("trusted")))
-        variants = _variants(loaded, registry, served, target)
+        loaded = registry.load(original, trust=original.source.trusted)
+        variants, about = _variants(loaded, registry, served, target)
         n_features = served.signature.n_features
         if data is not None:
             rows = load_rows(data, n_features)
@@ -115,8 +132,9 @@ def ref_cases(refs: tuple[str, ...], target: HardwareTarget, data: Path | None) 
                              "pass real rows with --data rows.npy")
         else:
             rows = draw_inputs(onnx.load_model(str(registry.artifact_path(served))), n_features, EVAL_ROWS)
-        description = f"{original.ref} ({original.framework}) and its optimized version {served.ref}"
-        return Case(ref, description, rows, variants, real_data=data is not None,
-                    info=_info(loaded, served, f"registry:{served.ref}"))
+        description = (f"{original.ref} ({original.framework}) and its optimized version {served.ref}"
+                       if served.ref != original.ref else f"{served.ref} ({served.framework}) as registered")
+        return Case(ref, description, rows, variants, real_data=data is not None, threads=about["threads"],
+                    info=_info(loaded, served, f"registry:{served.ref}") | about)
 
-    return [(ref, lambda ref=ref: prepare(ref)) for ref in refs]
+    return [(ref, partial(prepare, ref)) for ref in refs]

@@ -2,8 +2,9 @@
 
 - native: the framework's own call (predict_proba, or predict for regressors), what a user
   runs without mlc; it is also the parity reference.
-- ort-default: the plain conversion in an ONNX Runtime session with default options, what a
-  user gets from the converters alone.
+- ort-default: the plain reference, what a user gets from the converters alone: built by
+  skl2onnx / onnxmltools with their defaults, never by mlc's code (see plain.py), run in an ONNX
+  Runtime session with default options except the thread count, which is mlc's.
 - mlc: the optimized version through the Scorer, with the runtime plan `mlc optimize` recorded,
   i.e. exactly what `mlc serve` runs.
 
@@ -37,23 +38,6 @@ class Variant:
 def native_variant(native: Any) -> Variant:
     """From mlc.convert.native(loaded): the speed baseline call and the reference outputs."""
     return Variant(NATIVE, native.description, native.baseline, native.outputs)
-
-
-def ort_default_variant(onnx_bytes: bytes, providers: tuple[str, ...], description: str) -> Variant:
-    """An InferenceSession with default SessionOptions: threads, optimization level, spinning untouched."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_bytes, providers=list(providers))
-    feed = session.get_inputs()[0].name
-    names = [o.name for o in session.get_outputs()]
-
-    def call(x: np.ndarray) -> list[Any]:
-        return session.run(None, {feed: x})
-
-    def outputs(x: np.ndarray) -> Outputs:
-        return dict(zip(names, call(x), strict=True))
-
-    return Variant(ORT_DEFAULT, description, call, outputs)
 
 
 def scorer_variant(scorer: Any, description: str, *, lossy: bool) -> Variant:

@@ -1,4 +1,5 @@
-"""What every command shares: error-to-exit-code mapping, --json output, key=value parsing."""
+"""What every command shares: error-to-exit-code mapping, --json output, key=value and list parsing,
+-o report files."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from mlc.errors import EXIT_ERROR, MlcError
+from mlc.errors import EXIT_ERROR, MlcError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,3 +67,23 @@ def parse_pairs(pairs: tuple[str, ...], what: str = "--tag") -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
         out[key] = value
     return out
+
+
+def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated flags and comma-separated lists alike: --keep a --keep b,c."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+_REPORT_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+
+
+def write_outputs(report: dict[str, Any], outputs: tuple[Path, ...]) -> None:
+    """Each -o file in the format its suffix names, rendered by the one report renderer."""
+    from mlc.report import render
+
+    for path in outputs:
+        fmt = _REPORT_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise UsageError(f"-o {path}: unknown report format {path.suffix or '(none)'}",
+                             "name it .json, .md or .html")
+        render.write_files(report, {fmt: path})

@@ -12,23 +12,6 @@ from mlc.errors import NotFoundError, UsageError
 from mlc.registry import ModelVersion, Registry
 
 
-def register_file(path: Path, name: str | None, *, trust: bool, tags: dict[str, str] | None = None,
-                  description: str = "", aliases: tuple[str, ...] = (),
-                  registry: Registry | None = None) -> ModelVersion:
-    """Load a model file safely (so nothing unloadable or unsafe enters the registry), then store it."""
-    from mlc.loading import load_model
-
-    if not path.exists():
-        raise NotFoundError(f"no such file: {path}")
-    loaded = load_model(path, trust=trust)
-    reg = registry or Registry.open()
-    return reg.register(
-        name or path.stem.replace(" ", "-"), path, format=loaded.format, framework=loaded.framework,
-        signature=loaded.signature, tags=tags, description=description, aliases=list(aliases),
-        source={"kind": "file", "path": str(path.resolve()), "trusted": trust},
-    )
-
-
 @click.command("register")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", help="Model name (default: the file name without extension).")
@@ -36,17 +19,25 @@ def register_file(path: Path, name: str | None, *, trust: bool, tags: dict[str, 
 @click.option("--description", default="", help="Free text stored with the version.")
 @click.option("--alias", "aliases", multiple=True, metavar="ALIAS", help="Point ALIAS (e.g. prod) at it.")
 @click.option("--trust", is_flag=True, help="Load a pickle even if it imports globals outside the allowlist.")
+@click.option("--data", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Rows the model was built on (.npy, .csv, .parquet; feature columns only): stored with the "
+                   "version as its reference for mlc monitor.")
 @json_option
 @handle_errors
 def register_cmd(path: Path, name: str | None, tags: tuple[str, ...], description: str,
-                 aliases: tuple[str, ...], trust: bool, as_json: bool) -> None:
+                 aliases: tuple[str, ...], trust: bool, data: Path | None, as_json: bool) -> None:
     """Register a model file and print NAME:VERSION.
 
     PATH is a scikit-learn / XGBoost / LightGBM model (pickle, joblib, skops, XGBoost JSON/UBJ,
     LightGBM text) or an ONNX file. Pickles are scanned before loading; see `mlc --help`.
     """
-    mv = register_file(path, name, trust=trust, tags=parse_pairs(tags), description=description,
-                       aliases=aliases)
+    registry = Registry.open()
+    mv = registry.register_file(path, name, trust=trust, tags=parse_pairs(tags), description=description,
+                                aliases=aliases)
+    if data is not None:
+        from mlc.monitor.store import store_data_reference
+
+        store_data_reference(registry, mv, data, trust=trust)
     if as_json:
         print_json(mv.to_dict())
     else:
@@ -67,7 +58,7 @@ def _versions_table(versions: list[ModelVersion]) -> Table:
         table.add_row(
             mv.ref, mv.format, mv.framework, str(mv.signature.n_features or "-"), mv.signature.task or "-",
             ",".join(mv.aliases) or "-", ",".join(f"{k}={v}" for k, v in mv.tags.items()) or "-",
-            d["created_at"], str(mv.source.get("parent", "-")),
+            d["created_at"], mv.source.parent or "-",
         )
     return table
 
@@ -110,9 +101,9 @@ def show_cmd(ref: str, as_json: bool) -> None:
         console.print(f"  input        {spec.name} {spec.dtype} {list(spec.shape)}", highlight=False)
     for spec in sig.outputs:
         console.print(f"  output       {spec.name} {spec.dtype} {list(spec.shape)}", highlight=False)
-    console.print(f"  {'source':12} {mv.source}", highlight=False)
-    if mv.metrics:
-        console.print(f"  {'metrics':12} {mv.metrics}", highlight=False)
+    console.print(f"  {'source':12} {data['source']}", highlight=False)
+    if data["metrics"]:
+        console.print(f"  {'metrics':12} {data['metrics']}", highlight=False)
     if mv.reports:
         console.print(f"  {'reports':12} {', '.join(mv.reports)}")
     console.print(f"  {'packages':12} {', '.join(f'{k}={v}' for k, v in mv.packages.items())}", highlight=False)
@@ -196,3 +187,13 @@ def undeploy_cmd(name: str, as_json: bool) -> None:
     reg.end_deployment(name)
     shares = {f"{name}:{v}": pct for v, pct in split.items()}
     print_json({"ended": name, "split": shares}) if as_json else click.echo(f"ended the deployment of {name} {shares}")
+
+
+def _add_history() -> None:
+    """`mlc models history` lives with the other alias commands (cli/lifecycle.py)."""
+    from mlc.cli.lifecycle import history_cmd
+
+    models_group.add_command(history_cmd)
+
+
+_add_history()

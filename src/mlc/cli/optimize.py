@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
-from rich.markdown import Markdown
 
 from mlc.cli._common import console, err_console, handle_errors, json_option, print_json
 from mlc.errors import UsageError
@@ -29,13 +29,17 @@ def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
 @click.option("--name", help="Registry name (default: the file name without extension).")
 @click.option("--target", default="cpu", show_default=True, help="Hardware target: cpu, gpu, a name or a .toml.")
 @click.option("--data", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Real input rows (.npy, .csv, .parquet) for parity, calibration and timing.")
+              help="Real input rows (.npy, .csv, .parquet) for parity, calibration and timing; stored with the "
+                   "winner as its drift reference (mlc monitor).")
 @click.option("--batch-sizes", help="Comma-separated batch sizes to time (default: the target's).")
+@click.option("--allow-lossy", is_flag=True,
+              help="Let a lossy candidate (int8, fp16) win when it is within the two limits below; "
+                   "without it only lossless candidates are registered and lossy ones are reported.")
 @click.option("--max-label-disagreement", type=float, default=0.005, show_default=True,
               help="Lossy passes: the largest share of rows whose label may change.")
 @click.option("--max-abs-error", type=float, default=0.05, show_default=True,
-              help="Lossy passes: the largest error of a probability or output, relative to "
-                   "max(1, |original|) (absolute for probabilities).")
+              help="Lossy passes: the bound on the 99th percentile over rows of the largest output error "
+                   "(absolute for probabilities, else relative to max(|original|, the output's mean |value|)).")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Also write the winner's ONNX here.")
 @click.option("--tree-strategy", type=click.Choice(["gemm", "tree_traversal", "auto"]),
               help="GPU targets: force how tree ensembles become tensor ops (default: measure both, keep the faster).")
@@ -43,7 +47,8 @@ def _batch_sizes(text: str | None) -> tuple[int, ...] | None:
 @json_option
 @handle_errors
 def optimize_cmd(source: str, name: str | None, target: str, data: Path | None, batch_sizes: str | None,
-                 max_label_disagreement: float, max_abs_error: float, output: Path | None, tree_strategy: str | None,
+                 allow_lossy: bool, max_label_disagreement: float, max_abs_error: float, output: Path | None,
+                 tree_strategy: str | None,
                  trust: bool,
                  as_json: bool) -> None:
     """Convert a model to ONNX, try every optimization that applies, keep the fastest that is proven equal.
@@ -60,11 +65,13 @@ def optimize_cmd(source: str, name: str | None, target: str, data: Path | None, 
 
     result = optimize(
         source, name=name, target=target, data=data, batch_sizes=_batch_sizes(batch_sizes),
-        max_label_disagreement=max_label_disagreement, max_abs_error=max_abs_error,
+        max_label_disagreement=max_label_disagreement, max_abs_error=max_abs_error, allow_lossy=allow_lossy,
         output=output, progress=None if as_json else progress, trust=trust, tree_strategy=tree_strategy,
     )
     if as_json:
         print_json(result.to_dict())
         return
-    console.print(Markdown(result.to_markdown()))
-    console.print(f"\n[bold green]registered {result.winner}[/] (source {result.source})")
+    from mlc.report.render import show
+
+    show(json.loads(result.to_json()), console)  # as `mlc report show` prints the attached report.json
+    err_console.print(f"[bold green]registered {result.winner}[/] (source {result.source})", highlight=False)

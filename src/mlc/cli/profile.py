@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markdown import Markdown
 
 from mlc.cli._common import console, err_console, handle_errors, json_option, print_json
 from mlc.errors import UsageError
@@ -33,8 +32,9 @@ def _seconds(text: str) -> float:
               help="Hardware target to size for: cpu, gpu, a profile name (cpu-2, cpu-8, gpu-h100) or a .toml.")
 @click.option("--slo-p99-ms", type=float, default=20.0, show_default=True, help="Latency objective: p99 in ms.")
 @click.option("--rate", type=float, help="Requests per second to size replicas for (default: one replica).")
-@click.option("--mode", type=click.Choice(["inprocess", "http"]), default="inprocess", show_default=True,
-              help="inprocess: the scoring core without HTTP; http: `mlc serve` (or --url) driven by locust.")
+@click.option("--mode", type=click.Choice(["inprocess", "http"]), default="http", show_default=True,
+              help="http: `mlc serve` (or --url) driven by locust, what gets deployed; inprocess: the scoring "
+                   "core alone, no server (an upper bound, recorded for serve only with --record-inprocess).")
 @click.option("--url", help="Measure this running KServe v2 server (Triton included) instead of starting one.")
 @click.option("--model-name", help="The model's name at --url (default: its registry name).")
 @click.option("--duration", default="2s", show_default=True, help="How long each load point is held.")
@@ -49,22 +49,39 @@ def _seconds(text: str) -> float:
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
               help="Folder for the JSON and Markdown reports.")
 @click.option("--no-record", is_flag=True, help="Do not record the profile with the model version in the registry.")
+@click.option("--record-inprocess", is_flag=True,
+              help="With --mode inprocess, record its layout as `mlc serve`'s default anyway (not done by default: "
+                   "it sized no server).")
+@click.option("--locust-master", metavar="[HOST][:PORT]",
+              help="Run locust in distributed mode, its master listening here (default 127.0.0.1:5557; "
+                   "0.0.0.0:PORT to accept workers from other hosts).")
+@click.option("--locust-workers", type=click.IntRange(min=0),
+              help="Distributed locust: worker processes to start on this machine (default 2 with --locust-master).")
+@click.option("--locust-remote-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Distributed locust: workers started on other hosts the master waits for "
+                   "(each: locust -f - --worker --master-host HOST --master-port PORT, mlc installed).")
 @json_option
 @handle_errors
 def profile_cmd(ref: str, target: str, slo_p99_ms: float, rate: float | None, mode: str, url: str | None,
                 model_name: str | None, duration: str, quick: bool, arrivals: str, headroom: float,
-                pyinstrument: bool, html_path: Path | None, out_dir: Path, no_record: bool, as_json: bool) -> None:
+                pyinstrument: bool, html_path: Path | None, out_dir: Path, no_record: bool, record_inprocess: bool,
+                locust_master: str | None, locust_workers: int | None, locust_remote_workers: int,
+                as_json: bool) -> None:
     """Measure a registered model under load on a hardware target and recommend its deployment.
 
-    Sweeps batcher settings, instances, threads and workers within the target's cores at
+    By default measures `mlc serve` over HTTP with locust (--mode http); --mode inprocess sizes
+    the scoring core alone. Sweeps batcher settings, instances, threads and workers within the target's cores at
     open-loop arrival rates (latency counted from each request's scheduled time), samples
     CPU, memory and GPU of the serving processes, and recommends the cheapest configuration
     whose p99 meets the SLO: replicas for --rate, cores and memory per replica, batcher
-    settings, cost per hour and per million inferences. Writes JSON and Markdown reports
-    (HTML with --html) and records the recommendation with the model version, where `mlc
-    serve` picks it up. Ctrl-C stops measuring and still writes what was measured.
+    settings, cost per hour and per million inferences. The recommended layout is served afresh
+    and held at its planned rate for 3 runs before it counts; one that never held exits 1 and is
+    not recorded. Writes JSON and Markdown reports (HTML with --html) and records a confirmed
+    recommendation with the model version, where `mlc serve` picks it up. Ctrl-C stops
+    measuring and still writes what was measured.
     """
     from mlc.profile import ProfileOptions, profile
+    from mlc.profile.loadgen_http import Distributed
 
     def progress(message: str) -> None:
         err_console.print(f"[dim]…[/] {message}", highlight=False)
@@ -72,18 +89,27 @@ def profile_cmd(ref: str, target: str, slo_p99_ms: float, rate: float | None, mo
     options = ProfileOptions(
         slo_p99_ms=slo_p99_ms, rate_rps=rate, mode=mode, url=url.rstrip("/") if url else None,
         model_name=model_name, duration_s=_seconds(duration), quick=quick, arrivals=arrivals, headroom=headroom,
-        pyinstrument=pyinstrument, html=html_path, out_dir=out_dir, record=not no_record)
+        pyinstrument=pyinstrument, html=html_path, out_dir=out_dir, record=not no_record,
+        record_inprocess=record_inprocess,
+        locust=Distributed.parse(locust_master, 2 if locust_workers is None else locust_workers, locust_remote_workers)
+        if locust_master or locust_workers or locust_remote_workers else None)
     outcome = profile(ref, target, options, progress=progress)
     if as_json:
         print_json(outcome.report)
     else:
-        from mlc.profile.report import to_markdown
+        from mlc.report.render import show
 
-        console.print(Markdown(to_markdown(outcome.report)))
+        show(outcome.report, console)  # as `mlc report show` prints the JSON file again
         for kind, path in outcome.files.items():
             err_console.print(f"[green]wrote[/] {kind}: {path}", highlight=False)
     if outcome.result.interrupted:
         sys.exit(_EXIT_INTERRUPTED)
-    if outcome.result.recommendation is None:
+    rec = outcome.result.recommendation
+    if rec is None:
         err_console.print(f"[bold red]error:[/] no configuration met p99 <= {slo_p99_ms:g} ms", highlight=False)
+        sys.exit(1)
+    if rec.confirmed is False:
+        err_console.print(f"[bold red]error:[/] the recommendation never held p99 <= {slo_p99_ms:g} ms at its planned "
+                          "load in its confirmation runs: reported as unconfirmed, not recorded for `mlc serve`",
+                          highlight=False)
         sys.exit(1)

@@ -1,26 +1,41 @@
-"""`mlc serve`: registered models over KServe v2 HTTP, batched, with an optional traffic split."""
+"""`mlc serve`: registered models over KServe v2 HTTP (and gRPC), batched, with an optional traffic split."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from mlc.cli._collect import collect_options
 from mlc.cli._common import handle_errors
 from mlc.serve.plan import ServeOptions, ServePlan
+
+
+def _url(plan: ServePlan, port: int) -> str:
+    return f"{'https' if plan.security.tls else 'http'}://{plan.host}:{port}"
+
+
+def _grpc(plan: ServePlan) -> str | None:
+    if plan.grpc_port is None:
+        return None
+    from mlc.serve.grpc_server import address  # only with --grpc-port: it imports the grpc extra
+
+    return address(plan.host, plan.grpc_port)
 
 
 def _summary(plan: ServePlan, port: int) -> dict[str, Any]:
     """What --json prints once the server listens: where, and what answers which URL."""
     return {
-        "url": f"http://{plan.host}:{port}", "workers": plan.workers, "target": plan.target.name,
+        "url": _url(plan, port), "grpc": _grpc(plan), "tls": plan.security.tls,
+        "api_key": plan.security.api_key is not None, "workers": plan.workers, "target": plan.target.name,
         "versions": [{"ref": v.ref, "path": f"/v2/models/{v.name}/versions/{v.version}",
-                      "batcher": {"max_batch_size": v.batch.max_batch_size,
-                                  "max_queue_delay_us": v.batch.max_queue_delay_us,
-                                  "max_queue_rows": v.batch.max_queue_rows, "instances": v.batch.instances,
-                                  "threads": v.batch.threads, "from": v.batch.source},
+                      "batcher": {"max_batch_size": v.layout.max_batch_size,
+                                  "max_queue_delay_us": v.layout.max_queue_delay_us,
+                                  "max_queue_rows": v.layout.max_queue_rows, "instances": v.layout.instances,
+                                  "threads": v.layout.threads, "from": v.layout_from},
                       "note": v.note or None} for v in plan.versions],
         "routes": {name: {str(version): share for version, share in shares.items()}
                    for name, shares in plan.routes.items()},
@@ -30,18 +45,27 @@ def _summary(plan: ServePlan, port: int) -> dict[str, Any]:
 
 def _describe(plan: ServePlan, port: int) -> None:
     """Say where the server listens and what answers which URL, so nothing about it is a guess."""
-    click.echo(f"mlc serve: listening on http://{plan.host}:{port}  "
+    click.echo(f"mlc serve: listening on {_url(plan, port)}  "
                f"({plan.workers} worker{'s' if plan.workers > 1 else ''}, target {plan.target.name})")
+    if plan.grpc_port is not None:
+        click.echo(f"  gRPC on {_grpc(plan)}{' (TLS)' if plan.security.tls else ''}: inference.GRPCInferenceService "
+                   "(KServe v2, Triton's ModelConfig and ModelStatistics) and grpc.health.v1")
+    if plan.security.api_key is not None:
+        click.echo("  every route but the health checks needs the header Authorization: Bearer KEY")
     for version in plan.versions:
-        batch = version.batch
+        layout = version.layout
         click.echo(f"  {version.ref}  /v2/models/{version.name}/versions/{version.version}  "
-                   f"batcher: max_batch_size={batch.max_batch_size} max_queue_delay_us={batch.max_queue_delay_us} "
-                   f"instances={batch.instances} threads={batch.threads} (from {batch.source})")
+                   f"batcher: max_batch_size={layout.max_batch_size} max_queue_delay_us={layout.max_queue_delay_us} "
+                   f"instances={layout.instances} threads={layout.threads} (from {version.layout_from})")
         if version.note:
             click.echo(f"    note: {version.note}")
     for name, shares in plan.routes.items():
         split = ", ".join(f"{name}:{v} {p:g}%" for v, p in shares.items())
-        click.echo(f"  /v2/models/{name} -> {split}")
+        following = ""
+        if name in plan.follow:
+            alias = plan.follow[name]
+            following = f"  (follows {name}@{alias})" if alias else "  (follows its recorded deployment)"
+        click.echo(f"  /v2/models/{name} -> {split}{following}")
     click.echo(f"  limits: {plan.max_request_bytes:,} bytes and {plan.max_request_rows:,} rows per request; "
                "Ctrl-C stops after in-flight requests finish")
     sys.stdout.flush()
@@ -73,20 +97,43 @@ def _describe(plan: ServePlan, port: int) -> None:
                    "shared among workers and instances (at most what mlc optimize chose).")
 @click.option("--split", "splits", multiple=True, metavar="NAME=REF:PCT,REF:PCT",
               help="Send PCT% of unversioned requests for NAME to each REF; recorded as NAME's deployment.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535),
+              help="Also serve KServe v2 over gRPC on this port (0 picks a free one; Triton uses 8001). "
+                   "Needs the grpc extra: pip install \"mlc[grpc]\".")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="PEM certificate (chain): both transports then speak TLS only. Needs --tls-key.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path),
+              help="PEM private key of --tls-cert, unencrypted.")
+@click.option("--api-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding an API key: every route but the health checks then needs "
+                   "'Authorization: Bearer KEY' (HTTP header or gRPC metadata).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Once listening, print where and what is served as one line of JSON (with --port 0: the port).")
+              help="Once listening, print where and what is served as one line of JSON (with --port 0 or "
+                   "--grpc-port 0: the ports).")
+@click.option("--poll-interval", type=click.FloatRange(0), default=5.0, show_default=True, metavar="SECONDS",
+              help="How often each worker polls the registry for a moved alias (NAME@ALIAS) or a changed "
+                   "deployment (NAME, --split; see mlc rollout); 0: only on SIGHUP to the server.")
+@click.option("--no-hooks", is_flag=True,
+              help="Do not deliver webhooks from this server (mlc hooks run delivers them elsewhere).")
+@collect_options
 @handle_errors
 def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, target_name: str | None,
               max_batch_size: int | None, max_queue_delay_us: int | None, max_queue_rows: int | None,
-              instances: int | None, threads: int | None, splits: tuple[str, ...], as_json: bool) -> None:
-    """Serve registered models over HTTP (KServe v2 / Open Inference Protocol, Triton-compatible).
+              instances: int | None, threads: int | None, splits: tuple[str, ...], grpc_port: int | None,
+              tls_cert: Path | None, tls_key: Path | None, api_key_file: Path | None, as_json: bool,
+              poll_interval: float = 5.0, no_hooks: bool = False, collect: Any = None) -> None:
+    """Serve registered models over HTTP, and gRPC with --grpc-port (KServe v2 / Open Inference
+    Protocol, Triton-compatible).
 
     REF is NAME (its recorded deployment if any, else its latest version), NAME:VERSION or
     NAME@ALIAS. Only ONNX versions are served: run `mlc optimize` on a framework model first.
+    NAME@ALIAS follows the alias and NAME its recorded deployment while serving: a moved alias
+    (mlc promote) or a new split (mlc rollout) is loaded, warmed and swapped in with no restart.
     """
     from mlc.config import load_settings
     from mlc.registry import Registry
     from mlc.serve.plan import build_plan, record_splits
+    from mlc.serve.security import load_security
     from mlc.serve.split import parse_split
     from mlc.serve.workers import serve
     from mlc.targets import get_target
@@ -94,17 +141,24 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
     options = ServeOptions(
         refs=refs, host=host, port=port, workers=workers, target=target_name, max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us, max_queue_rows=max_queue_rows, instances=instances, threads=threads,
-        splits=tuple(parse_split(s) for s in splits))
+        collect=collect, splits=tuple(parse_split(s) for s in splits), grpc_port=grpc_port,
+        security=load_security(tls_cert, tls_key, api_key_file), poll_interval=poll_interval)
+    if grpc_port is not None:
+        import mlc.serve.grpc_proto  # noqa: F401 - without the grpc extra, says what to install
     registry = Registry.open()
     plan = build_plan(options, registry, get_target(target_name), load_settings())
 
-    def ready(bound: int) -> None:
+    def ready(bound: ServePlan) -> None:
         record_splits(plan, registry)
+        if not no_hooks:  # a thread of the supervising process: a slow receiver holds it, never a request
+            from mlc.events.deliver import start_thread
+
+            start_thread(registry)
         if as_json:  # one line, so a script that started the server can read it before EOF
-            click.echo(json.dumps(_summary(plan, bound)))
+            click.echo(json.dumps(_summary(bound, bound.port)))
             sys.stdout.flush()
         else:
-            _describe(plan, bound)
+            _describe(bound, bound.port)
 
     serve(plan, on_ready=ready)
     click.echo("mlc serve: stopped", err=as_json)

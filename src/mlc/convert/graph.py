@@ -18,7 +18,7 @@ from onnx import TensorProto, numpy_helper
 TREE_OPS = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
 MATMUL_OPS = frozenset({"MatMul", "Gemm"})
 # Numpy dtype names of ONNX element types, for signatures.
-_DTYPES = {
+_DTYPES: dict[int, str] = {
     TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64", TensorProto.FLOAT16: "float16",
     TensorProto.INT64: "int64", TensorProto.INT32: "int32", TensorProto.STRING: "str",
     TensorProto.BOOL: "bool", TensorProto.UINT8: "uint8", TensorProto.INT8: "int8",
@@ -87,12 +87,12 @@ def lower_leq_thresholds(model: onnx.ModelProto, exact: Mapping[int, np.ndarray]
         attrs = {a.name: a for a in node.attribute}
         if "nodes_values" not in attrs:
             continue
-        values = attrs["nodes_values"].floats
+        node_values = attrs["nodes_values"].floats
         for i, (mode, feature) in enumerate(zip(attrs["nodes_modes"].strings, attrs["nodes_featureids"].ints,
                                                 strict=True)):
-            v = np.float32(values[i])
+            v = np.float32(node_values[i])
             if mode == b"BRANCH_LEQ" and float(v) in lower.get(feature, ()):
-                values[i] = float(np.nextafter(v, np.float32(-np.inf)))
+                node_values[i] = float(np.nextafter(v, np.float32(-np.inf)))
                 moved += 1
     return moved
 

@@ -13,7 +13,8 @@ Options chosen here and why:
   (missing_go_to_left); skl2onnx sends it right everywhere, so the graph is repaired.
 - XGBoost and LightGBM steps are converted by onnxmltools' converters, registered into
   skl2onnx on first use; a LightGBM step's thresholds get the same float32 repair as a
-  LightGBM model on its own (see lightgbm.py).
+  LightGBM model on its own (see lightgbm.py). What this shares with those converters is in
+  _common.py: no converter imports another.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import Any
 import numpy as np
 import onnx
 
+from mlc.convert._common import (
+    input_name,
+    lightgbm_split_thresholds,
+    register_lightgbm_with_skl2onnx,
+    register_xgboost_with_skl2onnx,
+)
 from mlc.convert._registry import Converter, NativeModel, regressor_outputs, sklearn_api_native
+from mlc.convert.graph import TREE_OPS, lower_leq_thresholds
 from mlc.errors import UnsupportedModelError
 from mlc.loading.model import LoadedModel
 
@@ -68,13 +76,9 @@ def _register_boosters(steps: list[tuple[str, Any]]) -> None:
     for _path, step in steps:
         module = type(step).__module__
         if module.startswith("xgboost"):
-            from mlc.convert.xgboost import register_with_skl2onnx as register_xgboost
-
-            register_xgboost()
+            register_xgboost_with_skl2onnx()
         elif module.startswith("lightgbm"):
-            from mlc.convert.lightgbm import register_with_skl2onnx as register_lightgbm
-
-            register_lightgbm()
+            register_lightgbm_with_skl2onnx()
 
 
 def _check_supported(steps: list[tuple[str, Any]]) -> None:
@@ -100,17 +104,34 @@ def _check_supported(steps: list[tuple[str, Any]]) -> None:
 
 
 def _repair_lightgbm_thresholds(converted: onnx.ModelProto, steps: list[tuple[str, Any]]) -> None:
-    boosters = [step for _path, step in steps if type(step).__module__.startswith("lightgbm")]
-    if not boosters:
-        return
-    from mlc.convert.graph import lower_leq_thresholds
-    from mlc.convert.lightgbm import split_thresholds
-
+    """Double thresholds rounded up to float32 moved one step down (graph.lower_leq_thresholds), for
+    LightGBM steps and HistGradientBoosting, whose thresholds are doubles compared with double(x):
+    without it a row exactly on a rounded threshold went the other way (found by the parity rows
+    at tree thresholds, mlc.optimize.edges)."""
     exact: dict[int, list[np.ndarray]] = {}
-    for booster in boosters:
-        for feature, values in split_thresholds(booster).items():
+    for _path, step in steps:
+        if type(step).__module__.startswith("lightgbm"):
+            found = lightgbm_split_thresholds(step)
+        elif type(step).__name__.startswith("HistGradientBoosting"):
+            found = _hist_gradient_boosting_thresholds(step)
+        else:
+            continue
+        for feature, values in found.items():
             exact.setdefault(feature, []).append(values)
-    lower_leq_thresholds(converted, {f: np.concatenate(v) for f, v in exact.items()})
+    if exact:
+        lower_leq_thresholds(converted, {f: np.concatenate(v) for f, v in exact.items()})
+
+
+def _hist_gradient_boosting_thresholds(model: Any) -> dict[int, np.ndarray]:
+    """Every numeric split threshold of a fitted HistGradientBoosting model (double), by feature."""
+    found: dict[int, list[float]] = {}
+    for iteration in getattr(model, "_predictors", []):
+        for predictor in iteration:
+            nodes = predictor.nodes
+            split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
+            for feature, threshold in zip(nodes["feature_idx"][split], nodes["num_threshold"][split], strict=True):
+                found.setdefault(int(feature), []).append(float(threshold))
+    return {f: np.asarray(v, dtype=np.float64) for f, v in found.items()}
 
 
 def _repair_missing_value_routes(converted: onnx.ModelProto, steps: list[tuple[str, Any]]) -> int:
@@ -122,16 +143,15 @@ def _repair_missing_value_routes(converted: onnx.ModelProto, steps: list[tuple[s
     NaN went right and rows with missing values were scored differently. Done where one
     tree or forest step maps onto the graph's one tree-ensemble node; returns the nodes set.
     """
-    from mlc.convert.graph import TREE_OPS
-
     forests = [step for _path, step in steps
                if type(step).__module__.startswith(("sklearn.tree", "sklearn.ensemble._forest"))]
     nodes = [node for node in converted.graph.node if node.op_type in TREE_OPS]
     if len(forests) != 1 or len(nodes) != 1:
         return 0
     trees = getattr(forests[0], "estimators_", None) or [forests[0]]
-    routes = [getattr(getattr(tree, "tree_", None), "missing_go_to_left", None) for tree in trees]
-    if any(route is None for route in routes):
+    found = [getattr(getattr(tree, "tree_", None), "missing_go_to_left", None) for tree in trees]
+    routes = [route for route in found if route is not None]
+    if len(routes) != len(found):
         return 0  # a scikit-learn without missing-value support: NaN is refused at predict
     attrs = {a.name: a for a in nodes[0].attribute}
     tree_ids, node_ids = attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints
@@ -169,10 +189,6 @@ def _n_features(loaded: LoadedModel) -> int:
             "fit the model on a 2-D numeric array so it records n_features_in_",
         )
     return int(n)
-
-
-def input_name(loaded: LoadedModel) -> str:
-    return loaded.signature.inputs[0].name if loaded.signature.inputs else "input"
 
 
 class SklearnConverter(Converter):

@@ -100,6 +100,29 @@ EXACT_ALLOWED: frozenset[str] = frozenset(
         # The boosters behind the xgboost / lightgbm scikit-learn wrappers.
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
+        # Functions scikit-learn itself pickles inside fitted estimators (found by
+        # tests/loading/test_sklearn_estimators.py over every estimator). Each only computes;
+        # each is listed here by name because sklearn's tree admits classes only.
+        # KDTree / BallTree (every KNN with algorithm="kd_tree"/"ball_tree", Isomap...):
+        # `newObj(cls)` is `cls.__new__(cls)`, as copyreg.__newobj__, on a scanned class.
+        "sklearn.neighbors._kd_tree.newObj",
+        "sklearn.neighbors._ball_tree.newObj",
+        # BisectingKMeans keeps the k-means routine it fits with.
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+        # SelectKBest & co. keep their score function (the defaults and the documented ones).
+        "sklearn.feature_selection._univariate_selection.f_classif",
+        "sklearn.feature_selection._univariate_selection.f_regression",
+        "sklearn.feature_selection._univariate_selection.r_regression",
+        "sklearn.feature_selection._univariate_selection.chi2",
+        "sklearn.feature_selection._mutual_info.mutual_info_classif",
+        "sklearn.feature_selection._mutual_info.mutual_info_regression",
+        # FeatureAgglomeration's default pooling function.
+        "numpy.mean",
+        # SplineTransformer's fitted splines: scipy's BSpline holds its knots, coefficients
+        # and the array-API `asarray` it converts inputs with.
+        "scipy.interpolate._bsplines.BSpline",
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
     ]
 )
 

@@ -61,8 +61,8 @@ def load_skops(path: Path, *, trust: bool) -> Any:
     if refused and not trust:
         raise UnsafeModelError(refused, str(path))
     if missing and not trust:
-        name, exc = missing[0]
-        raise ModelFormatError(f"{path} needs {name}, which this environment cannot import ({exc})")
+        name, error = missing[0]
+        raise ModelFormatError(f"{path} needs {name}, which this environment cannot import ({error})")
     try:
         return sio.load(path, trusted=untrusted)
     except MlcError:

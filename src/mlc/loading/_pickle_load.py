@@ -88,7 +88,7 @@ def _restricted_unpickler_class() -> type:
 
     base_build = pickle._Unpickler.load_build  # type: ignore[attr-defined]
 
-    class _RestrictedUnpickler(NumpyUnpickler):  # type: ignore[misc]
+    class _RestrictedUnpickler(NumpyUnpickler):
         dispatch = NumpyUnpickler.dispatch.copy()
 
         def __init__(self, filename: str, stream: IO[bytes], scan: ScanResult, base: int) -> None:

@@ -376,9 +376,9 @@ class _Scanner:
             n = int(name[-1])
             if len(self.stack) < n:
                 raise self.fail("stack underflow (malformed pickle)")
-            items = tuple(self.stack[-n:])
+            popped = tuple(self.stack[-n:])
             del self.stack[-n:]
-            self.push(items)
+            self.push(popped)
         elif name == "EMPTY_DICT":
             self.push(_Dict())
         elif name == "DICT":

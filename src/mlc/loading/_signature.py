@@ -80,15 +80,41 @@ def _n_targets(model: Any) -> int:
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     n = getattr(final, "n_outputs_", None)
     coef = getattr(final, "coef_", None)
-    if n is None and getattr(coef, "ndim", 0) == 2:
+    if n is None and coef is not None and getattr(coef, "ndim", 0) == 2:
         n = coef.shape[0]
-    return int(n) if isinstance(n, numbers.Integral) and n > 0 else 1
+    return int(n) if isinstance(n, numbers.Integral) and int(n) > 0 else 1
+
+
+def _feature_names(model: Any) -> list[str] | None:
+    """The column names the model was fitted on, where it recorded them (a DataFrame's columns), so
+    `mlc score` can match a table's columns by name. Generated names (LightGBM's Column_0, ...,
+    XGBoost's f0, ...) are not names a user's data has, and are not recorded."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None and hasattr(model, "steps"):
+        names = getattr(model.steps[0][1], "feature_names_in_", None)
+    if names is None and hasattr(model, "get_booster"):  # XGBoost's scikit-learn API
+        try:
+            names = model.get_booster().feature_names
+        except Exception:  # an unfitted or foreign booster: no names
+            names = None
+    if names is None:
+        return None
+    listed = [str(_plain(n)) for n in names]
+    generated = all(n == f"Column_{i}" or n == f"f{i}" for i, n in enumerate(listed))
+    return None if generated or len(set(listed)) != len(listed) else listed
+
+
+def _with_names(sig: Signature, names: list[str] | None) -> Signature:
+    if not names or (sig.n_features is not None and len(names) != sig.n_features):
+        return sig
+    return Signature(sig.inputs, sig.outputs, sig.task, sig.classes, {**sig.extra, "feature_names": names})
 
 
 def _sklearn_signature(model: Any) -> Signature:
     task = _sklearn_task(model)
     classes = _classes(model) if task == "classification" else None
-    return _table(_n_features(model), task, classes, _n_targets(model) if task == "regression" else 1)
+    sig = _table(_n_features(model), task, classes, _n_targets(model) if task == "regression" else 1)
+    return _with_names(sig, _feature_names(model))
 
 
 def _lightgbm_signature(model: Any) -> Signature:
@@ -104,7 +130,10 @@ def _lightgbm_signature(model: Any) -> Signature:
         sig = _table(model.num_feature(), None, None)
     else:
         sig = _table(model.num_feature(), "regression", None)
-    return Signature(sig.inputs, sig.outputs, sig.task, sig.classes, {"objective": objective})
+    names = [str(n) for n in model.feature_name()]
+    generated = all(n == f"Column_{i}" for i, n in enumerate(names))
+    return _with_names(Signature(sig.inputs, sig.outputs, sig.task, sig.classes, {"objective": objective}),
+                       None if generated else names)
 
 
 def _onnx_type(type_proto: Any) -> tuple[str, tuple[Any, ...]]:

@@ -13,26 +13,14 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import onnx
 
 from mlc.errors import ConflictError, NotFoundError
+from mlc.registry.records import Step  # the lineage record: what a version's chain is read back as
 from mlc.runtime.session import SessionConfig
 from mlc.targets import HardwareTarget
-
-
-@dataclass(frozen=True)
-class Step:
-    """One applied pass, as recorded in a version's lineage."""
-
-    name: str
-    config: dict[str, Any]
-    lossy: bool
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pass": self.name, "config": self.config, "lossy": self.lossy, "notes": self.notes}
 
 
 @dataclass(frozen=True)
@@ -83,8 +71,15 @@ class PassConfig:
         return asdict(self)
 
 
-class Pass(ABC):
-    """One optimization. Subclasses set `name`, `lossy`, `Config` and implement applies/run."""
+ConfigT = TypeVar("ConfigT", bound=PassConfig)
+
+
+class Pass(ABC, Generic[ConfigT]):
+    """One optimization. Subclasses set `name`, `lossy`, `Config` and implement applies/run.
+
+    Generic in its config type (`class Fp16(Pass[Float16Config])`), so that `self.config` has the
+    subclass's fields to a type checker.
+    """
 
     name: ClassVar[str]
     lossy: ClassVar[bool]
@@ -92,8 +87,9 @@ class Pass(ABC):
     # Only one session-tuning step per chain; the optimizer crosses chains with session configs.
     tunes_session: ClassVar[bool] = False
 
-    def __init__(self, config: PassConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config()
+    def __init__(self, config: ConfigT | None = None) -> None:
+        # `Config` is the subclass's ConfigT (a ClassVar cannot name a type variable, hence the cast).
+        self.config: ConfigT = config if config is not None else cast(ConfigT, self.Config())
 
     @abstractmethod
     def applies(self, artifact: Artifact, target: HardwareTarget) -> str | None:

@@ -11,13 +11,14 @@ differs from the unfolded graph by float32 rounding only, which parity checks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mlc.convert.graph import input_names
-from mlc.passes.base import Artifact, Pass, register_pass
+from mlc.passes.base import Artifact, Pass, PassConfig, register_pass
 from mlc.targets import HardwareTarget
 
 _AFFINE = frozenset({"Scaler", "Sub", "Add", "Mul", "Div", "MatMul", "Gemm"})
@@ -33,7 +34,8 @@ class _Affine:
     b: np.ndarray
 
 
-def _attrs(node: onnx.NodeProto) -> dict[str, object]:
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """A node's attributes by name; values are ints, floats, strings or lists of them, by attribute."""
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
@@ -79,7 +81,9 @@ def _step(node: onnx.NodeProto, f: _Affine, constants: dict[str, np.ndarray]) ->
         offset = np.asarray(attrs.get("offset", [0.0]), dtype=np.float64)
         scale = np.asarray(attrs.get("scale", [1.0]), dtype=np.float64)
         return _Affine(f.a * scale, (f.b - offset) * scale)
-    c = np.asarray(constants[node.input[1]], dtype=np.float64) if len(node.input) > 1 else None
+    # Every affine op left (Sub, Add, Mul, Div, MatMul, Gemm) has a second input by the ONNX spec,
+    # and _chain admitted the node only with that input among the initializers.
+    c = np.asarray(constants[node.input[1]], dtype=np.float64)
     if op in ("Sub", "Add", "Mul", "Div"):
         c = np.broadcast_to(c.reshape(-1) if c.ndim else c, f.b.shape)
         if op == "Sub":
@@ -111,7 +115,7 @@ def _foldable(chain: list[onnx.NodeProto]) -> str | None:
 
 
 @register_pass
-class FoldLinear(Pass):
+class FoldLinear(Pass[PassConfig]):
     name = "fold-linear"
     lossy = False
 

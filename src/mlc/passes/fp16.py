@@ -22,7 +22,7 @@ class Float16Config(PassConfig):
 
 
 @register_pass
-class Float16(Pass):
+class Float16(Pass[Float16Config]):
     name = "fp16"
     lossy = True
     Config = Float16Config

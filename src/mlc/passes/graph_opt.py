@@ -24,7 +24,7 @@ class GraphOptimizationConfig(PassConfig):
 
 
 @register_pass
-class GraphOptimization(Pass):
+class GraphOptimization(Pass[GraphOptimizationConfig]):
     name = "ort-graph-opt"
     lossy = False
     Config = GraphOptimizationConfig

@@ -88,7 +88,7 @@ class QuantizeDynamicConfig(PassConfig):
 
 
 @register_pass
-class QuantizeDynamic(Pass):
+class QuantizeDynamic(Pass[QuantizeDynamicConfig]):
     name = "quantize-dynamic"
     lossy = True
     Config = QuantizeDynamicConfig
@@ -133,7 +133,7 @@ class _Rows:
 
 
 @register_pass
-class QuantizeStatic(Pass):
+class QuantizeStatic(Pass[QuantizeStaticConfig]):
     name = "quantize-static"
     lossy = True
     Config = QuantizeStaticConfig

@@ -32,7 +32,7 @@ class SessionTuningConfig(PassConfig):
 
 
 @register_pass
-class SessionTuning(Pass):
+class SessionTuning(Pass[SessionTuningConfig]):
     name = "session-tuning"
     lossy = False
     Config = SessionTuningConfig

@@ -23,7 +23,7 @@ class TensorizeConfig(PassConfig):
 
 
 @register_pass
-class TensorizeTrees(Pass):
+class TensorizeTrees(Pass[TensorizeConfig]):
     name = "tensorize-trees"
     lossy = False
     Config = TensorizeConfig

@@ -22,7 +22,7 @@ class TreeKernelConfig(PassConfig):
 
 
 @register_pass
-class TreeKernel(Pass):
+class TreeKernel(Pass[TreeKernelConfig]):
     name = "mlc-trees"
     lossy = False
     Config = TreeKernelConfig

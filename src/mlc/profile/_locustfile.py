@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,15 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from mlc.profile.arrivals import ladder_offsets
+from mlc.testhooks import PAUSE_AT_ENV, announce_pause
 
 CFG: dict[str, Any] = json.loads(os.environ["MLC_PROFILE_LOCUST"])
-BODIES = [line.encode() for line in Path(CFG["bodies"]).read_text().splitlines() if line]
+# Inline in a distributed run (its workers may be on hosts without the master's files), else a file.
+BODIES = [line.encode() for line in (CFG["bodies"] if isinstance(CFG["bodies"], list)
+                                     else Path(CFG["bodies"]).read_text().splitlines()) if line]
 ABORT_MESSAGE = "mlc_profile_abort"
+RECORDS_MESSAGE = "mlc_profile_records"  # a worker's raw timings, sent to the master (distributed runs)
+_RECORD_KEYS = ("scheduled", "sent", "done", "ok", "stage")
 
 
 class Schedule:
@@ -49,8 +55,11 @@ class Schedule:
         self.aborted = False
         self.aborted_at = np.inf  # seconds from t0
         self.stopped_at: float | None = None  # seconds from t0 when the run ended for this process
+        self.paused = False  # tests only (PAUSE_AT_S): nothing more is sent; the run waits for Ctrl-C
+        self.paused_at = np.inf  # seconds from t0: a paused run counts as stopped here
         self.reason = ""
         self._checked_stage = 0
+        self.sent_records = False  # a distributed worker sends its records to the master once
 
     def take(self) -> tuple[int, float] | None:
         """The next slot and its due time (perf_counter), or None when the schedule is over.
@@ -63,12 +72,14 @@ class Schedule:
         now = time.perf_counter()
         if self.aborted or self.next >= self.offsets.size:
             return None
+        if self.paused:
+            return None
         i = self.next
         if now - (self.t0 + self.offsets[i]) > CFG["abort_lag_s"]:
             self.abort(f"the schedule fell {now - self.t0 - self.offsets[i]:.1f} s behind")
             return None
         if CFG["stop_on_fail"] and self.stage[i] > self._checked_stage:
-            self._check_stage(self.stage[i] - 1, now)
+            self._check_stage(self.stage[i] - 1, now - self.t0)
             if self.aborted:
                 return None
         self.next += 1
@@ -95,13 +106,14 @@ class Schedule:
         self.done = np.full(n, np.nan)
         self.ok = np.zeros(n, dtype=bool)
 
-    def _check_stage(self, stage: int, now: float) -> None:
-        """End the run if the stage just finished missed the SLO (unanswered requests count as late)."""
+    def _check_stage(self, stage: int, elapsed: float) -> None:
+        """End the run if the stage just finished missed the SLO (unanswered requests count as late);
+        `elapsed` is now, in seconds from t0."""
         self._checked_stage = int(stage) + 1
         mask = (self.stage[: self.next] == stage) & (self.offsets[: self.next] >= CFG["warmup_s"] + self._start(stage))
         if not mask.any():
             return
-        finished = np.where(np.isfinite(self.done[: self.next]), self.done[: self.next], now - self.t0)
+        finished = np.where(np.isfinite(self.done[: self.next]), self.done[: self.next], elapsed)
         latency_ms = (finished - self.offsets[: self.next])[mask] * 1e3
         failed = (np.isfinite(self.done[: self.next]) & ~self.ok[: self.next])[mask].any()
         if failed or np.percentile(latency_ms, 99) > CFG["slo_ms"]:
@@ -109,6 +121,19 @@ class Schedule:
 
     def _start(self, stage: int) -> float:
         return float(sum(duration for _, duration in CFG["stages"][:stage]))
+
+    def pausing(self, i: int) -> bool:
+        """Tests only: whether slot i, now due, falls where a test asked the run to pause (and then pause).
+
+        The run counts as stopped at the pause: no slot due from then on is sent, as if Ctrl-C had
+        landed exactly there, and the shape keeps the run open until the real Ctrl-C comes.
+        """
+        if PAUSE_AT_S is None or self.offsets[i] < PAUSE_AT_S:
+            return False
+        if not self.paused:
+            self.paused, self.paused_at = True, PAUSE_AT_S
+            announce_pause(f"locust-stage-{int(self.stage[i]) + 1}")
+        return True
 
     def abort(self, reason: str) -> None:
         if self.aborted:
@@ -118,20 +143,39 @@ class Schedule:
             self.aborted_at = time.perf_counter() - self.t0
         runner = ENV.runner if ENV is not None else None
         if isinstance(runner, WorkerRunner):
-            runner.send_message(ABORT_MESSAGE, reason)
+            runner.send_message(ABORT_MESSAGE, {"reason": reason})
 
     def dump(self) -> None:
+        runner = ENV.runner if ENV is not None else None
+        # A distributed worker sends its records to the master instead of writing them.
+        worker = runner if CFG.get("send_records") and isinstance(runner, WorkerRunner) else None
         if self.t0 is None or self.next == 0:
+            if worker is not None and not self.sent_records:  # the master counts every worker before it quits
+                self.sent_records = True
+                worker.send_message(RECORDS_MESSAGE, {"host": socket.gethostname(), "pid": os.getpid()})
             return  # the master of a distributed run, or a process that never got a user
         if self.stopped_at is None:  # the first dump (test_stop) decides; quitting dumps again later
-            self.stopped_at = min(self.aborted_at, time.perf_counter() - self.t0)
+            self.stopped_at = min(self.aborted_at, self.paused_at, time.perf_counter() - self.t0)
         # Slots that fell due before the run stopped (an abort, its end, Ctrl-C, or the master
         # stopping this worker) but were never sent count as failed requests; later ones were
-        # never part of the run, and stages that never began leave no record.
+        # never part of the run unless sent, also those a user had taken ahead of their time
+        # (counted, they failed the stage Ctrl-C ended and, from the next stage, kept it in the
+        # report), and stages that never began leave no record.
         n = max(self.next, int(np.searchsorted(self.offsets, self.stopped_at)))
-        np.savez(Path(CFG["out_dir"]) / f"records-{os.getpid()}.npz", scheduled=self.offsets[:n],
-                 sent=self.sent[:n], done=self.done[:n], ok=self.ok[:n], stage=self.stage[:n],
-                 t0=np.array(self.t0), reason=np.array(self.reason))
+        keep = (self.offsets[:n] < self.stopped_at) | np.isfinite(self.sent[:n])
+        arrays = {"scheduled": self.offsets[:n][keep], "sent": self.sent[:n][keep], "done": self.done[:n][keep],
+                  "ok": self.ok[:n][keep], "stage": self.stage[:n][keep]}
+        if worker is not None:
+            if not self.sent_records:
+                # Another host's perf_counter is not the master's: send how long ago t0 was instead.
+                self.sent_records = True
+                worker.send_message(RECORDS_MESSAGE, {
+                    "host": socket.gethostname(), "pid": os.getpid(), "reason": self.reason,
+                    "since_t0": time.perf_counter() - self.t0, **{k: v.tolist() for k, v in arrays.items()}})
+            return
+        # Numbers and strings only, as np.load reads them back (without pickles).
+        np.savez(Path(CFG["out_dir"]) / f"records-{os.getpid()}.npz", allow_pickle=False, **arrays,
+                 t0=np.array(self.t0), reason=np.array(self.reason), host=np.array(socket.gethostname()))
 
 
 class Connection:
@@ -209,6 +253,16 @@ def _requests() -> list[bytes]:
     return [f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body for body in BODIES]
 
 
+def _pause_at_s() -> float | None:
+    """Tests only: seconds from t0 where MLC_TEST_PAUSE_AT=locust-stage-K pauses: halfway through stage K."""
+    stage = os.environ.get(PAUSE_AT_ENV, "")
+    prefix = "locust-stage-"
+    if not stage.startswith(prefix):
+        return None
+    k = int(stage[len(prefix):]) - 1
+    return sum(duration for _, duration in CFG["stages"][:k]) + CFG["stages"][k][1] / 2
+
+
 def _wait_until(due: float) -> None:
     """Sleep until `due`; at low rates, yield-spin through the last millisecond.
 
@@ -234,6 +288,7 @@ REQUESTS = _requests()
 PRECISE = max(rate for rate, _ in CFG["stages"]) / CFG["processes"] <= CFG["precise_below_rps"]
 POLL = PRECISE and CFG["apart"]  # the generator runs on cores the server does not use
 POLL_S = 0.002
+PAUSE_AT_S = _pause_at_s()  # None outside tests
 
 
 class InferUser(User):
@@ -257,7 +312,10 @@ class InferUser(User):
             return
         i, due = slot
         _wait_until(due)
-        body, error = b"", None
+        if PAUSE_AT_S is not None and SCHEDULE.pausing(i):
+            return
+        body = b""
+        error: Exception | None = None
         sent = time.perf_counter()
         try:
             status, body = self.connection.post(REQUESTS[i % len(REQUESTS)])
@@ -280,7 +338,7 @@ class LadderShape(LoadTestShape):
     """All users at once for the ladder's length plus a drain; stops early on an abort."""
 
     def tick(self) -> tuple[int, float] | None:
-        if SCHEDULE.aborted or self.get_run_time() > CFG["run_s"]:
+        if SCHEDULE.aborted or (self.get_run_time() > CFG["run_s"] and not SCHEDULE.paused):
             return None
         return CFG["users"], float(CFG["users"]) * 20
 
@@ -290,7 +348,34 @@ def _on_init(environment: Any, **_: Any) -> None:
     global ENV
     ENV = environment
     if isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message(ABORT_MESSAGE, lambda message, **__: SCHEDULE.abort(message.data))
+        # locust calls a handler as handler(environment=..., msg=...)
+        environment.runner.register_message(ABORT_MESSAGE, lambda msg, **__: SCHEDULE.abort(msg.data["reason"]))
+        environment.runner.register_message(RECORDS_MESSAGE, lambda msg, **__: _receive_records(msg.data))
+
+
+RECEIVED: list[str] = []  # master: the workers whose records arrived, as host/pid
+
+
+def _receive_records(data: dict[str, Any]) -> None:
+    """Master: write a worker's records where a local worker would have (loadgen_http reads them)."""
+    key = f"{data['host']}/{data['pid']}"
+    if key in RECEIVED:
+        return
+    RECEIVED.append(key)
+    if "scheduled" not in data:
+        return  # a worker that never sent a request
+    arrays = {k: np.asarray(data[k], dtype=bool if k == "ok" else np.int64 if k == "stage" else np.float64)
+              for k in _RECORD_KEYS}
+    np.savez(Path(CFG["out_dir"]) / f"records-{data['host']}-{data['pid']}.npz", allow_pickle=False, **arrays,
+             t0=np.array(time.perf_counter() - float(data["since_t0"])), reason=np.array(data["reason"]),
+             host=np.array(data["host"]))
+
+
+def _await_records(timeout_s: float = 15.0) -> None:
+    """Master: before quitting, wait for every worker's records (they come after the workers stop)."""
+    until = time.perf_counter() + timeout_s
+    while len(RECEIVED) < CFG["processes"] and time.perf_counter() < until:
+        gevent.sleep(0.05)
 
 
 @events.test_stop.add_listener
@@ -300,4 +385,6 @@ def _on_stop(**_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quit(**_: Any) -> None:
+    if CFG.get("send_records") and isinstance(ENV.runner if ENV is not None else None, MasterRunner):
+        _await_records()
     SCHEDULE.dump()

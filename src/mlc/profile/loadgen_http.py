@@ -22,27 +22,36 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from mlc.errors import MlcError
+from mlc.errors import MlcError, UsageError
 from mlc.profile.affinity import cores_apart, pin_tree, usable_cores
 from mlc.profile.latency import Timings, point_from, probe_rate, summarize
-from mlc.profile.results import LoadPoint, ServingConfig
+from mlc.profile.results import LoadPoint
 from mlc.profile.sampling import ProcessSampler
 from mlc.profile.server import ServerProcess, listening_pids
+from mlc.serve.layout import ServingLayout
 
 LOCUSTFILE = Path(__file__).with_name("_locustfile.py")
+# A distributed run's locustfile: the run's configuration, then mlc's locustfile (workers need mlc installed).
+_RUNFILE = """import os
+os.environ["MLC_PROFILE_LOCUST"] = {config}
+from mlc.profile._locustfile import InferUser, LadderShape  # noqa: E402,F401
+"""
 _BUSY_PCT = 85.0  # a load process above this share of one core (peak over the point) is saturated
 _DRAIN_S = 1.5  # after the last stage: time for answers in flight to come back (5 SLOs if longer)
 _BODIES = 64
@@ -77,6 +86,48 @@ class Endpoint:
         return f"/v2/models/{self.model_name}/infer"
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """locust in distributed mode: a master here, `local_workers` worker processes started here and
+    `remote_workers` more that connect from other hosts, so one process is not the load's limit.
+
+    Every worker draws its own share of the arrivals (rate / workers, seeded by its index), sends
+    its raw timings to the master over locust's own connection (a remote worker shares no disk with
+    it), and is counted by host in the report. A remote worker fetches the run's locustfile, with the
+    run's configuration inside, from the master (`locust -f - --worker`); each run of a ladder is a new
+    master, so remote workers are started in a loop (see the README).
+    """
+
+    bind_host: str = "127.0.0.1"
+    port: int = 5557
+    local_workers: int = 2
+    remote_workers: int = 0
+    connect_timeout_s: int = 120  # how long the master waits for every worker to connect
+
+    @property
+    def workers(self) -> int:
+        return self.local_workers + self.remote_workers
+
+    @classmethod
+    def parse(cls, master: str | None, local_workers: int, remote_workers: int = 0) -> Distributed:
+        """From --locust-master [HOST][:PORT] (default 127.0.0.1:5557) and the worker counts."""
+        host, _, port = (master or "").rpartition(":") if ":" in (master or "") else (master or "", "", "")
+        try:
+            number = int(port) if port else 5557
+        except ValueError:
+            raise UsageError(f"--locust-master {master!r}: the port is not a number",
+                             "write HOST:PORT, e.g. 0.0.0.0:5557 to accept workers from other hosts") from None
+        if local_workers + remote_workers < 1:
+            raise UsageError("a distributed locust run needs at least one worker",
+                             "give --locust-workers N (here) and/or --locust-remote-workers K (other hosts)")
+        return cls(host or "127.0.0.1", number, local_workers, remote_workers)
+
+    @property
+    def connect_host(self) -> str:
+        """Where this host's workers find the master."""
+        return "127.0.0.1" if self.bind_host in ("", "*", "0.0.0.0", "::") else self.bind_host
+
+
 @dataclass
 class LocustRun:
     """What one locust subprocess left behind."""
@@ -86,12 +137,13 @@ class LocustRun:
     processes: int
     csv_requests: int | None
     reasons: list[str]
+    hosts: dict[str, int]  # generator processes that sent load, by host
 
 
 class HttpBench:
     """One configuration being served over HTTP, ready to take ladders of arrival rates."""
 
-    def __init__(self, load: HttpLoad, url: str, config: ServingConfig, sampler: ProcessSampler,
+    def __init__(self, load: HttpLoad, url: str, config: ServingLayout, sampler: ProcessSampler,
                  loadgen_cores: list[int] | None, cores_pinned: int | None) -> None:
         self._load = load
         self.url = url
@@ -162,33 +214,56 @@ class HttpBench:
         users = int(min(1000, max(16, math.ceil(max(rates) * 3 * slo_s) + 8)))
         users = max(users, 2 * load.processes)
         stages = [[float(r), load.duration_s] for r in rates]
-        config = {
+        run_s = len(rates) * load.duration_s + max(_DRAIN_S, 5 * slo_s)
+        config: dict[str, Any] = {
             "host": parts.hostname, "port": parts.port or 80, "path": load.endpoint.path,
             "bodies": str(bodies), "stages": stages, "poisson": load.poisson, "seed": load.seed,
             "processes": load.processes, "users": users, "out_dir": str(out_dir), "slo_ms": load.slo_ms,
             "warmup_s": load.warmup_s, "stop_on_fail": stop_on_fail, "abort_lag_s": max(1.0, 10 * slo_s),
-            "timeout_s": max(10.0, 50 * slo_s), "run_s": len(rates) * load.duration_s + max(_DRAIN_S, 5 * slo_s),
+            "timeout_s": max(10.0, 50 * slo_s), "run_s": run_s,
             "precise_below_rps": _PRECISE_BELOW_RPS, "apart": self._loadgen_cores is not None,
         }
         command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", self.url,
                    "--csv", str(out_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
                    "--stop-timeout", "2"]
-        if load.processes > 1:
-            command += ["--processes", str(load.processes)]
+        dist = load.distributed
         env = {**os.environ, "MLC_PROFILE_LOCUST": json.dumps(config)}
+        if dist is not None:
+            # Workers may be on other hosts: the bodies travel inside the configuration, the
+            # configuration inside the locustfile they fetch from the master, the records back by message.
+            config |= {"bodies": load.endpoint.bodies(_BODIES, seed=load.seed - 1), "send_records": True}
+            runfile = out_dir / f"mlc_locust_{uuid.uuid4().hex[:12]}.py"
+            runfile.write_text(_RUNFILE.format(config=json.dumps(json.dumps(config))))
+            command[command.index(str(LOCUSTFILE))] = str(runfile)
+            command += ["--master", "--master-bind-host", dist.bind_host, "--master-bind-port", str(dist.port),
+                        "--expect-workers", str(dist.workers), "--expect-workers-max-wait", str(dist.connect_timeout_s)]
+            env.pop("MLC_PROFILE_LOCUST")
+        elif load.processes > 1:
+            command += ["--processes", str(load.processes)]
         cores = self._loadgen_cores
         log = (out_dir / "locust.log").open("wb")
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
-        sampler = ProcessSampler(lambda: [proc.pid]).start()
+        affinity = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=affinity)
+        workers: list[subprocess.Popen[bytes]] = []
+        if dist is not None:
+            worker_cmd = [sys.executable, "-m", "locust", "-f", "-", "--worker", "--master-host", dist.connect_host,
+                          "--master-port", str(dist.port), "--loglevel", "WARNING"]
+            workers = [subprocess.Popen(worker_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=out_dir,
+                                        preexec_fn=affinity) for _ in range(dist.local_workers)]
+        sampler = ProcessSampler(lambda: [proc.pid, *(w.pid for w in workers)]).start()
         try:
-            proc.wait(timeout=config["run_s"] + 60)
+            wait_s = run_s + 60 + (dist.connect_timeout_s if dist is not None else 0)
+            proc.wait(timeout=wait_s)
+            for worker in workers:
+                _finish(worker, 15)  # the master told them to quit
         except KeyboardInterrupt:
             load.stop.set()  # locust got the same Ctrl-C: let it write what it measured
             _finish(proc, 15)
         except subprocess.TimeoutExpired:
             _finish(proc, 5)
         finally:
+            for worker in workers:
+                _finish(worker, 5)
             sampler.stop()
             log.close()
         records = [dict(np.load(f)) for f in sorted(out_dir.glob("records-*.npz"))]
@@ -200,11 +275,22 @@ class HttpBench:
         csv_requests = _csv_request_count(out_dir / "locust_stats.csv")
         shutil.rmtree(out_dir, ignore_errors=True)
         reasons = sorted({str(r["reason"]) for r in records if str(r["reason"])})
-        return LocustRun(records, sampler, load.processes, csv_requests, reasons)
+        hosts: dict[str, int] = {}
+        for record in records:
+            host = str(record.get("host", "this host"))
+            hosts[host] = hosts.get(host, 0) + 1
+        return LocustRun(records, sampler, load.processes, csv_requests, reasons, hosts)
 
     def _points(self, run: LocustRun, rates: list[float]) -> list[LoadPoint]:
         load = self._load
         self.notes += [f"locust stopped early: {reason}" for reason in run.reasons]
+        if load.distributed is not None:
+            where = ", ".join(f"{n} on {host}" for host, n in sorted(run.hosts.items()))
+            note = (f"load generated by locust in distributed mode: {sum(run.hosts.values())} worker process(es) "
+                    f"sent requests ({where}), the master on {socket.gethostname()} "
+                    f"({load.distributed.bind_host}:{load.distributed.port})")
+            if note not in self.notes:
+                self.notes.append(note)
         answered = sum(int(np.isfinite(r["done"]).sum()) for r in run.records)
         # A request answered while locust shuts down can land in one count and not the other.
         if run.csv_requests is not None and abs(run.csv_requests - answered) > max(2, answered // 100):
@@ -220,9 +306,9 @@ class HttpBench:
                 break  # the run ended before this stage
             # Times from the stage's start; `ok` is a flag and is not shifted (a shifted flag read
             # as its opposite when the shift was 1).
-            timings = Timings(*(np.concatenate([r[key][mask] - start for r, mask in parts])
-                                for key in ("scheduled", "sent", "done")),
-                              np.concatenate([r["ok"][mask] for r, mask in parts]).astype(bool))
+            scheduled, sent, done = (np.concatenate([r[key][mask] - start for r, mask in parts])
+                                     for key in ("scheduled", "sent", "done"))
+            timings = Timings(scheduled, sent, done, np.concatenate([r["ok"][mask] for r, mask in parts]).astype(bool))
             window = (load.warmup_s, load.duration_s)
             summary = summarize(timings, offered_rps=rate, window=window, slo_ms=load.slo_ms)
             lo, hi = t0 + start + window[0], t0 + start + window[1]
@@ -244,7 +330,7 @@ class HttpLoad:
 
     def __init__(self, endpoint: Endpoint, *, ref: str, serve_target: str, url: str | None, poisson: bool,
                  duration_s: float, warmup_s: float, slo_ms: float, max_processes: int | None = None,
-                 seed: int = 0, workdir: Path | None = None) -> None:
+                 seed: int = 0, workdir: Path | None = None, distributed: Distributed | None = None) -> None:
         self.endpoint = endpoint
         self._ref = ref
         self._serve_target = serve_target
@@ -253,8 +339,11 @@ class HttpLoad:
         self.duration_s = duration_s
         self.warmup_s = warmup_s
         self.slo_ms = slo_ms
-        self.processes = 1
-        self.max_processes = max_processes or max(2, len(usable_cores()) // 2)
+        self.distributed = distributed
+        # Distributed: the workers given are the generator, not upgraded one process at a time.
+        self.processes = distributed.workers if distributed is not None else 1
+        self.max_processes = self.processes if distributed is not None else (
+            max_processes or max(2, len(usable_cores()) // 2))
         self.seed = seed
         self.workdir = workdir
         self.stop = threading.Event()
@@ -266,7 +355,7 @@ class HttpLoad:
         return listening_pids(self.url) if self.url else []
 
     @contextmanager
-    def open(self, config: ServingConfig, sampler: ProcessSampler, cores: list[int] | None = None,
+    def open(self, config: ServingLayout, sampler: ProcessSampler, cores: list[int] | None = None,
              ) -> Iterator[HttpBench]:
         """The configuration served over HTTP for the block's length; `cores` pins the server."""
         others = cores_apart(cores)

@@ -24,14 +24,16 @@ from mlc.errors import MlcError, UsageError
 from mlc.profile.affinity import cores_apart, pinned_self
 from mlc.profile.arrivals import arrival_offsets
 from mlc.profile.latency import Timings, point_from, probe_rate, summarize
-from mlc.profile.results import LoadPoint, ServingConfig
+from mlc.profile.results import LoadPoint
 from mlc.profile.sampling import ProcessSampler
 from mlc.runtime.batcher import DynamicBatcher
 from mlc.runtime.scorer import RuntimePlan, Scorer
+from mlc.serve.layout import ServingLayout
 from mlc.targets import HardwareTarget
 
 _PROBE_REQUESTS = 200
 _ROW_POOL = 256
+_SETTLE_S = 60.0  # longest wait for a point's backlog to clear before the next point starts
 
 
 def sample_rows(n_features_or_shape: tuple[int, ...], dtype: np.dtype, seed: int = 0) -> list[np.ndarray]:
@@ -44,7 +46,7 @@ def sample_rows(n_features_or_shape: tuple[int, ...], dtype: np.dtype, seed: int
 class InProcessBench:
     """One configuration, built and warm, ready to take ladders of arrival rates."""
 
-    def __init__(self, batcher: DynamicBatcher, rows: list[np.ndarray], config: ServingConfig, sampler: ProcessSampler,
+    def __init__(self, batcher: DynamicBatcher, rows: list[np.ndarray], config: ServingLayout, sampler: ProcessSampler,
                  *, poisson: bool, duration_s: float, warmup_s: float, slo_ms: float, seed: int,
                  stop: threading.Event, cores_pinned: int | None, loadgen_cores: list[int] | None = None) -> None:
         self._batcher = batcher
@@ -105,6 +107,11 @@ class InProcessBench:
         window = (self._warmup, self._duration)
         summary = summarize(timings, offered_rps=rate, window=window, slo_ms=self._slo)
         serving = self._sampler.window(t0 + window[0], t0 + window[1])
+        # The queue holds what `mlc serve`'s holds (a whole largest request): after an overloaded
+        # point it can hold seconds of work, which must not run into the next point's window.
+        settle_until = time.perf_counter() + _SETTLE_S
+        while np.isnan(timings.done[np.isfinite(timings.sent)]).any() and time.perf_counter() < settle_until:
+            time.sleep(0.01)
         return point_from(summary, serving, cores_pinned=self._cores)
 
     def _schedule(self, t: Timings, t0: float) -> None:
@@ -158,20 +165,19 @@ class InProcessLoad:
         return scorer
 
     @contextmanager
-    def open(self, config: ServingConfig, sampler: ProcessSampler, cores: list[int] | None = None,
+    def open(self, config: ServingLayout, sampler: ProcessSampler, cores: list[int] | None = None,
              ) -> Iterator[InProcessBench]:
         """The configuration served in this process (pinned to `cores` if given) for the block's length."""
         others = cores_apart(cores)  # read before pinning narrows it
         with pinned_self(cores):
-            scorer = self.scorer(config.intra_op_threads)
-            shape = tuple(scorer.signature.inputs[0].shape[1:])
-            if any(not isinstance(d, int) for d in shape):
-                raise UsageError(f"the model's input has free non-batch dimensions {shape}; the profiler "
+            scorer = self.scorer(config.threads)
+            dims = tuple(scorer.signature.inputs[0].shape[1:])
+            shape = tuple(d for d in dims if isinstance(d, int))
+            if len(shape) != len(dims):
+                raise UsageError(f"the model's input has free non-batch dimensions {dims}; the profiler "
                                  "generates fixed-shape rows", "profile a model with a fixed row shape")
             rows = sample_rows(shape, scorer.input_dtype, seed=self._seed)
-            batcher = DynamicBatcher(
-                scorer, max_batch_size=config.max_batch_size, max_queue_delay_us=config.max_queue_delay_us,
-                max_queue_rows=max(4096, 4 * config.max_batch_size), instances=config.instances)
+            batcher = DynamicBatcher(scorer, **config.batcher_options())  # as `mlc serve` builds it
             try:
                 for row in rows[:32]:  # the first batches pay lazy set-up; keep it out of the figures
                     batcher.submit(row).result()

@@ -2,7 +2,8 @@
 
 Every stage (load generation, sweep, sizing, report) speaks these types, and a recorded
 run replays through `ProfileResult.from_dict`, so reports can be rendered and tested
-without running load.
+without running load. A configuration the sweep measures is a `ServingLayout`, the type
+`mlc serve` serves, so what is measured and what is served cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,33 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ServingConfig:
-    """One point of the sweep's configuration space: how one replica serves."""
-
-    max_batch_size: int = 1
-    max_queue_delay_us: int = 0
-    instances: int = 1  # batcher worker threads (model instances) per process
-    intra_op_threads: int = 1  # ONNX Runtime threads per session
-    workers: int = 1  # server processes (http mode); 1 in-process
-
-    @property
-    def cores(self) -> int:
-        """Cores the configuration is laid out for: every thread of every instance of every worker."""
-        return self.workers * self.instances * self.intra_op_threads
-
-    @property
-    def label(self) -> str:
-        return (f"b{self.max_batch_size}/d{self.max_queue_delay_us}us/"
-                f"w{self.workers}xi{self.instances}xt{self.intra_op_threads}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ServingConfig:
-        return cls(**{f.name: int(data[f.name]) for f in fields(cls) if f.name in data})
+from mlc.serve.layout import ServingLayout
 
 
 @dataclass(frozen=True)
@@ -89,7 +64,7 @@ class LoadPoint:
 class ConfigResult:
     """A configuration and every load point measured against it."""
 
-    config: ServingConfig
+    config: ServingLayout
     points: list[LoadPoint] = field(default_factory=list)
     note: str = ""
 
@@ -117,7 +92,7 @@ class ConfigResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConfigResult:
-        return cls(config=ServingConfig.from_dict(data["config"]),
+        return cls(config=ServingLayout.from_dict(data["config"]),
                    points=[LoadPoint.from_dict(p) for p in data.get("points", [])], note=data.get("note", ""))
 
 
@@ -168,8 +143,8 @@ class Extrapolation:
 class Recommendation:
     """The cheapest configuration that meets the SLO, and what it takes to serve the asked rate."""
 
-    config: ServingConfig  # for one replica of the target
-    measured_config: ServingConfig  # the configuration measured here (smaller when extrapolated)
+    config: ServingLayout  # for one replica of the target
+    measured_config: ServingLayout  # the configuration measured here (smaller when extrapolated)
     capacity_rps: float  # per replica, measured (or extrapolated) at p99 <= SLO
     usable_rps: float  # capacity after headroom: what each replica is planned to carry
     rate_rps: float  # the rate sized for
@@ -185,17 +160,20 @@ class Recommendation:
     extrapolated: bool
     extrapolation: Extrapolation | None = None
     confirmed: bool | None = None  # confirmation runs at measured_rate_rps met the SLO; None: not run
+    # Capacity is a lower bound: no load point missed the SLO (the limit was never reached) or the
+    # load generator, not the server, was the limit. Shown as "at least"; replicas only for a --rate.
+    at_least: bool = False
     notes: tuple[str, ...] = ()
 
     def serve_settings(self) -> dict[str, Any]:
         """The recommended serving settings, as recorded with the version and shown in the report.
 
         `mlc serve` on the same target takes all five from the registry as the defaults of its
-        flags, so it serves the layout that was measured.
+        flags, so it serves the layout that was measured (its queue follows the layout's rule).
         """
         c = self.config
         return {"max_batch_size": c.max_batch_size, "max_queue_delay_us": c.max_queue_delay_us,
-                "instances": c.instances, "workers": c.workers, "intra_op_threads": c.intra_op_threads}
+                "instances": c.instances, "workers": c.workers, "intra_op_threads": c.threads}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -209,8 +187,8 @@ class Recommendation:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recommendation:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        values["config"] = ServingConfig.from_dict(data["config"])
-        values["measured_config"] = ServingConfig.from_dict(data.get("measured_config") or data["config"])
+        values["config"] = ServingLayout.from_dict(data["config"])
+        values["measured_config"] = ServingLayout.from_dict(data.get("measured_config") or data["config"])
         values["notes"] = tuple(data.get("notes", ()))
         extra = data.get("extrapolation")
         values["extrapolation"] = Extrapolation.from_dict(extra) if extra else None
@@ -239,6 +217,9 @@ class ProfileResult:
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    # What a reader must know before any figure (in-process scope, a generator bottleneck, the --url layout).
+    headline: list[str] = field(default_factory=list)
+    server_layout: str | None = None  # --url: the layout read from the server, or "external, unknown"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -249,7 +230,8 @@ class ProfileResult:
             "scaling": [c.to_dict() for c in self.scaling],
             "recommendation": self.recommendation.to_dict() if self.recommendation else None,
             "resources": self.resources, "interrupted": self.interrupted, "elapsed_s": self.elapsed_s,
-            "notes": list(self.notes), "files": dict(self.files),
+            "notes": list(self.notes), "files": dict(self.files), "headline": list(self.headline),
+            "server_layout": self.server_layout,
         }
 
     @classmethod
@@ -264,5 +246,6 @@ class ProfileResult:
             recommendation=Recommendation.from_dict(rec) if rec else None,
             resources=data.get("resources", {}), interrupted=data.get("interrupted", False),
             elapsed_s=data.get("elapsed_s", 0.0), notes=list(data.get("notes", [])),
-            files=dict(data.get("files", {})),
+            files=dict(data.get("files", {})), headline=list(data.get("headline", [])),
+            server_layout=data.get("server_layout"),
         )

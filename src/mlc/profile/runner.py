@@ -19,24 +19,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlc.config import load_settings
 from mlc.errors import MissingDependencyError, UsageError
 from mlc.profile.affinity import usable_cores
 from mlc.profile.arrivals import ARRIVALS
-from mlc.profile.loadgen_http import Endpoint, HttpLoad
+from mlc.profile.loadgen_http import Distributed, Endpoint, HttpLoad
 from mlc.profile.loadgen_inprocess import InProcessLoad
-from mlc.profile.results import ConfigResult, ProfileResult, Recommendation, ServingConfig, choose
+from mlc.profile.results import ConfigResult, ProfileResult, Recommendation, choose
 from mlc.profile.sampling import ProcessSampler
-from mlc.profile.server import model_ready
+from mlc.profile.server import EXTERNAL_UNKNOWN, model_ready, served_layout
 from mlc.profile.sizing import DEFAULT_HEADROOM, extrapolate, grown_cores, recommend
 from mlc.profile.sweep import Space, Sweep
 from mlc.registry import ModelVersion, Registry
+from mlc.registry.records import ProfileRecord, RecommendationRecord
 from mlc.runtime.scorer import RuntimePlan
 from mlc.runtime.session import available_providers
 from mlc.serve.codec import datatype_of
+from mlc.serve.layout import ServingLayout
 from mlc.targets import HardwareTarget, get_target
 
 MODES = ("inprocess", "http")
-_CONFIRM_TRIES = 3
+CONFIRM_RUNS = 3  # holds of the planned rate that must all meet the SLO
+_CONFIRM_RATES = 3  # planned rates tried, each lower than the last, before the plan is unconfirmed
+INPROCESS_HEADLINE = ("In-process: this sizes the scoring core alone (Scorer + batcher, no HTTP), not a server; "
+                      "`mlc serve` delivers less. Profile with --mode http (the default) to size a deployment.")
 # The input dtypes the profiler makes request data for (see Endpoint.bodies).
 _SENDS_DTYPES = ("float32", "float64", "int64", "int32", "bool")
 
@@ -45,7 +51,8 @@ _SENDS_DTYPES = ("float32", "float64", "int64", "int32", "bool")
 class ProfileOptions:
     slo_p99_ms: float = 20.0
     rate_rps: float | None = None  # the traffic to size replicas for; None: one replica
-    mode: str = "inprocess"
+    # http by default: what gets deployed is `mlc serve`, and the scoring core alone overstates it (12x once).
+    mode: str = "http"
     url: str | None = None  # measure this v2 server instead of starting `mlc serve`
     model_name: str | None = None  # the model's name at --url (default: the registry name)
     duration_s: float = 2.0  # per load point
@@ -56,7 +63,11 @@ class ProfileOptions:
     html: Path | None = None
     out_dir: Path = field(default_factory=Path.cwd)
     record: bool = True
+    record_inprocess: bool = False  # an in-process profile records its layout for `mlc serve` only when asked
     seed: int = 0
+    # --locust-master/--locust-workers: locust in distributed mode (None: the processes of this machine,
+    # added one at a time while the generator is the limit)
+    locust: Distributed | None = None
 
     def check(self) -> None:
         if not (math.isfinite(self.slo_p99_ms) and self.slo_p99_ms > 0):
@@ -69,6 +80,9 @@ class ProfileOptions:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.url and self.mode != "http":
             raise UsageError("--url measures a server over HTTP", "add --mode http")
+        if self.locust is not None and self.mode != "http":
+            raise UsageError("distributed locust (--locust-master/--locust-workers) drives HTTP load",
+                             "add --mode http")
         if self.arrivals not in ARRIVALS:
             raise UsageError(f"arrivals must be one of {', '.join(ARRIVALS)}, not {self.arrivals!r}")
         if not 0 <= self.headroom < 1:
@@ -94,7 +108,6 @@ def profile(ref: str, target: str | None = "cpu", options: ProfileOptions | None
             progress: Callable[[str], None] | None = None) -> ProfileOutcome:
     """Measure a registered model under load on a target and recommend how to deploy it."""
     from mlc.profile.report import write_reports
-    from mlc.serve.plan import servable
 
     opts = options or ProfileOptions()
     opts.check()
@@ -102,7 +115,8 @@ def profile(ref: str, target: str | None = "cpu", options: ProfileOptions | None
     hw = get_target(target)
     available_providers(hw.execution_providers)  # a GPU target without a GPU stops here, loudly
     registry = Registry.open()
-    mv, note = servable(registry, registry.get(ref))
+    served = registry.served(ref)
+    mv, note = served.version, served.note
     cores_all = usable_cores()
     measured_cores = min(hw.cores, len(cores_all))
     pin = cores_all[:measured_cores] if hw.cores < len(cores_all) else None
@@ -110,6 +124,10 @@ def profile(ref: str, target: str | None = "cpu", options: ProfileOptions | None
         ref=mv.ref, target=hw.name, mode=opts.mode, slo_p99_ms=opts.slo_p99_ms, rate_rps=opts.rate_rps,
         arrivals=opts.arrivals, point_duration_s=opts.duration_s, search="quick" if opts.quick else "grid",
         usable_cores=measured_cores, url=opts.url, notes=[note] if note else [])
+    if opts.mode == "inprocess":
+        result.headline.append(INPROCESS_HEADLINE + (
+            " Recorded for `mlc serve` as asked (--record-inprocess)." if opts.record_inprocess else
+            " Nothing is recorded for `mlc serve` (--record-inprocess to record it anyway)."))
     started = time.perf_counter()
     hot_path: str | None = None
     with tempfile.TemporaryDirectory(prefix="mlc-profile-") as scratch, \
@@ -127,12 +145,14 @@ def profile(ref: str, target: str | None = "cpu", options: ProfileOptions | None
             result.notes.append("GPU utilization and memory were not sampled: NVML (nvidia-ml-py) is unavailable")
         result.resources = sampler.series(started)
     result.configs = sweep.results
+    if opts.mode == "http":
+        result.headline += generator_verdict(result)
     result.elapsed_s = round(time.perf_counter() - started, 1)
     if result.interrupted:
         result.notes.append("interrupted (Ctrl-C): the report holds what was measured until then")
     report, files = write_reports(result, hw, opts.out_dir, html=opts.html, hot_path=hot_path)
     if opts.record:
-        _record(registry, mv, result, report, files)
+        _record(registry, mv, result, report, files, opts.record_inprocess)
     return ProfileOutcome(result, report, files)
 
 
@@ -141,10 +161,16 @@ def _measure(sweep: Sweep, hw: HardwareTarget, opts: ProfileOptions, measured_co
     http = opts.mode == "http"
     if opts.url:
         say(f"measuring the server at {opts.url} as it is configured")
-        measured = sweep.measure(ServingConfig())
+        layout, how = served_layout(opts.url, opts.model_name or result.ref.split(":")[0])
+        result.server_layout = f"{_describe(layout)} ({how})" if layout else EXTERNAL_UNKNOWN
+        result.headline.append(f"Measured the server at {opts.url} as it runs: {result.server_layout}. "
+                               "No layout is recommended for it and nothing is recorded for `mlc serve`.")
+        # The layout it reports, or a placeholder the report never shows as the server's (server_layout says).
+        measured = sweep.measure(layout or ServingLayout.of())
         measured.note = "; ".join(filter(None, [f"the settings of the server at {opts.url}", measured.note]))
     else:
-        space = Space.for_target(cores=measured_cores, gpu=hw.is_gpu, slo_ms=opts.slo_p99_ms, http=http)
+        space = Space.for_target(cores=measured_cores, gpu=hw.is_gpu, slo_ms=opts.slo_p99_ms, http=http,
+                                 max_request_rows=load_settings().max_request_rows)
         if opts.quick:
             sweep.quick(space, max_configs=6)
         else:
@@ -164,7 +190,7 @@ def _measure(sweep: Sweep, hw: HardwareTarget, opts: ProfileOptions, measured_co
         full = choose([r for r in sweep.results if r.config.cores == measured_cores]) or chosen
         say(f"target {hw.name} has {hw.cores} cores, this machine {measured_cores}: measuring 1-core capacity "
             "to extrapolate")
-        one_core = replace(full.config, instances=1, intra_op_threads=1, workers=1)
+        one_core = replace(full.config, instances=1, threads=1, workers=1)
         single = sweep.measure(one_core, cores=cores_all[:1], keep=False)
         result.scaling = [single]
         if single.capacity_rps > 0 and not sweep.stopped:
@@ -177,32 +203,91 @@ def _measure(sweep: Sweep, hw: HardwareTarget, opts: ProfileOptions, measured_co
         seen = f"; the lowest p99 seen was {lowest.p99_ms:.2f} ms at {lowest.throughput_rps:.0f}/s" if lowest else ""
         result.notes.append(f"no configuration met p99 <= {opts.slo_p99_ms:g} ms{seen}")
         return
-    sizing = {"rate_rps": opts.rate_rps, "headroom": opts.headroom, "measured_cores": measured_cores, "http": http,
-              "extrapolation": extrapolation}
-    result.recommendation = _confirmed(sweep, chosen, recommend(chosen, hw, **sizing), hw, sizing, opts.slo_p99_ms)
+    sizing: dict[str, Any] = {"rate_rps": opts.rate_rps, "headroom": opts.headroom, "measured_cores": measured_cores,
+                              "http": http, "extrapolation": extrapolation}
+    rec = _confirmed(sweep, chosen, recommend(chosen, hw, **sizing), hw, sizing, opts.slo_p99_ms)
+    result.recommendation = _bounded(rec, chosen, opts.rate_rps)
+
+
+def _bounded(rec: Recommendation, chosen: ConfigResult, rate_rps: float | None) -> Recommendation:
+    """Mark a capacity that is a lower bound: the sweep never saw a miss, or the generator was the limit."""
+    valid = [p for p in chosen.points if not p.loadgen_limited]
+    never_missed = bool(valid) and all(p.meets_slo for p in valid)
+    limited = any(p.loadgen_limited for p in chosen.points)
+    if not (never_missed or limited):
+        return rec
+    why = ("every load point met the SLO: capacity is at least the highest rate tried, not a measured limit"
+           if never_missed else "the load generator was the limit before the server was")
+    replicas = "" if rate_rps else "; no replica count without --rate (a lower bound sizes nothing)"
+    return replace(rec, at_least=True, notes=(*rec.notes, why + replicas))
 
 
 def _confirmed(sweep: Sweep, chosen: ConfigResult, rec: Recommendation, hw: HardwareTarget, sizing: dict[str, Any],
                slo_ms: float) -> Recommendation:
-    """Hold the planned operating point again; if its p99 misses the SLO, add a replica and retry.
+    """Serve the recommended layout afresh at its planned per-replica rate CONFIRM_RUNS times; every run
+    must meet the SLO. On a miss, plan from the next-lower load point the sweep measured and try again.
 
     The sweep's points are single short measurements; on a noisy machine the curve between them
-    can flatter. The p99 a report predicts is one it measured at the load it plans.
+    can flatter. A plan is recorded only once it held, run after run, at the load it plans.
     """
-    for attempt in range(_CONFIRM_TRIES):
-        points = sweep.confirm(chosen.config, rec.measured_rate_rps)
+    tried: list[str] = []
+    for attempt in range(_CONFIRM_RATES):
+        points = sweep.confirm(rec.measured_config, rec.measured_rate_rps, repeats=CONFIRM_RUNS)
         if not points:  # interrupted
             return rec
-        ok = all(p.meets_slo for p in points)
-        rec = replace(rec, predicted_p99_ms=round(max(p.p99_ms for p in points), 3), confirmed=ok)
-        if ok or attempt == _CONFIRM_TRIES - 1:
+        worst = max(p.p99_ms for p in points)
+        ok = len(points) >= CONFIRM_RUNS and all(p.meets_slo for p in points)
+        rec = replace(rec, predicted_p99_ms=round(worst, 3), confirmed=ok)
+        if ok:
             break
-        rec = recommend(chosen, hw, **sizing, min_replicas=rec.replicas + 1)
-    if not rec.confirmed:
-        note = (f"the planned load missed p99 <= {slo_ms:g} ms in confirmation runs, with a replica added after each "
-                "miss: the measurements are noisy (a shared machine?); measure again on a quiet one")
-        rec = replace(rec, notes=(*rec.notes, note))
+        tried.append(f"{rec.measured_rate_rps:.0f}/s (worst p99 {worst:.2f} ms)")
+        lower = _below(chosen, rec)
+        if lower is None or attempt == _CONFIRM_RATES - 1:  # the plan returned is the last one tried
+            break
+        chosen = lower
+        rec = recommend(chosen, hw, **sizing)
+    if tried:
+        rates = ", ".join(tried)
+        verdict = (f"confirmed at {rec.measured_rate_rps:.0f}/s after lower rates were tried" if rec.confirmed
+                   else "UNCONFIRMED: not recorded as `mlc serve`'s default; measure again on a quieter machine")
+        rec = replace(rec, notes=(*rec.notes, f"the planned load missed p99 <= {slo_ms:g} ms in {CONFIRM_RUNS} "
+                                  f"confirmation runs at {rates}: {verdict}"))
     return rec
+
+
+def _below(chosen: ConfigResult, rec: Recommendation) -> ConfigResult | None:
+    """The chosen configuration with its capacity read from the next-lower load point, or None when
+    no point below the planned one met the SLO."""
+    best = chosen.best
+    if best is None:
+        return None
+    lower = replace(chosen, points=[p for p in chosen.points if p.throughput_rps < best.throughput_rps])
+    return lower if lower.best is not None else None
+
+
+def generator_verdict(result: ProfileResult) -> list[str]:
+    """Whether locust (on this machine's cores) was the bottleneck, and what the capacity then means."""
+    points = [p for c in result.configs for p in c.points if p.loadgen_processes]
+    if not points:
+        return []
+    limited = [p for p in points if p.loadgen_limited]
+    cpu = max((p.loadgen_cpu_peak_pct or 0.0) for p in points)
+    lag = max(p.send_lag_p99_ms for p in points)
+    if not limited:
+        return [f"The load generator kept up: its busiest process peaked at {cpu:.0f}% CPU and sent at most "
+                f"{lag:.2f} ms late (p99), so the capacity below is the server's."]
+    first = min(limited, key=lambda p: p.offered_rps)
+    rec = result.recommendation
+    bound = f"at least {rec.capacity_rps:,.0f}/s" if rec else "not measured"
+    return [f"The load generator was the bottleneck from {first.offered_rps:,.0f}/s: its busiest process peaked at "
+            f"{first.loadgen_cpu_peak_pct or 0:.0f}% CPU and sent {first.send_lag_p50_ms:.2f} ms late (p50), sharing "
+            f"this machine's cores with the server. Capacity is {bound}; to measure more, serve the model on one "
+            "machine and run `mlc profile REF --url http://HOST:PORT` from another."]
+
+
+def _describe(layout: ServingLayout) -> str:
+    return (f"batch {layout.max_batch_size}, delay {layout.max_queue_delay_us} us, {layout.workers} worker(s) x "
+            f"{layout.instances} instance(s) x {layout.threads} thread(s)")
 
 
 @contextmanager
@@ -211,7 +296,7 @@ def _load(mv: ModelVersion, registry: Registry, hw: HardwareTarget, opts: Profil
     common: dict[str, Any] = {"poisson": opts.arrivals == "poisson", "duration_s": opts.duration_s,
                               "warmup_s": opts.warmup_s, "slo_ms": opts.slo_p99_ms, "seed": opts.seed}
     if opts.mode == "inprocess":
-        plan = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, hw)
+        plan = RuntimePlan.from_record(mv.source.runtime, hw)
         yield InProcessLoad(registry.artifact_path(mv), hw, plan, **common)
         return
     if importlib.util.find_spec("locust") is None:
@@ -220,7 +305,7 @@ def _load(mv: ModelVersion, registry: Registry, hw: HardwareTarget, opts: Profil
     if opts.url:
         model_ready(opts.url, endpoint.model_name)  # a wrong URL or name fails here, with a hint
     yield HttpLoad(endpoint, ref=mv.ref, serve_target=_serve_target(hw, measured_cores, scratch),
-                   url=opts.url, workdir=scratch, **common)
+                   url=opts.url, workdir=scratch, distributed=opts.locust, **common)
 
 
 def _endpoint(mv: ModelVersion, opts: ProfileOptions) -> Endpoint:
@@ -228,13 +313,13 @@ def _endpoint(mv: ModelVersion, opts: ProfileOptions) -> Endpoint:
     if len(mv.signature.inputs) != 1:
         raise UsageError(f"{mv.ref} has {len(mv.signature.inputs)} inputs; the profiler sends one-input requests")
     spec = mv.signature.inputs[0]
-    shape = tuple(spec.shape[1:])
-    if not all(isinstance(d, int) for d in shape):
+    shape = tuple(d for d in spec.shape[1:] if isinstance(d, int))
+    if len(shape) != len(spec.shape) - 1:
         raise UsageError(f"{mv.ref}'s input {spec.name} has free dimensions {spec.shape}; "
                          "the profiler needs a fixed row shape")
     if spec.dtype not in _SENDS_DTYPES:
         raise UsageError(f"{mv.ref}'s input is {spec.dtype}; the profiler sends {', '.join(_SENDS_DTYPES)}")
-    return Endpoint(opts.model_name or mv.name, spec.name, datatype_of(spec.dtype), tuple(int(d) for d in shape))
+    return Endpoint(opts.model_name or mv.name, spec.name, datatype_of(spec.dtype), shape)
 
 
 def _serve_target(hw: HardwareTarget, measured_cores: int, scratch: Path) -> str:
@@ -254,23 +339,26 @@ def _hot_path(registry: Registry, mv: ModelVersion, hw: HardwareTarget, result: 
     from mlc.profile.hotpath import profile_hot_path
 
     say("profiling the scoring hot path with pyinstrument")
-    config = result.recommendation.config if result.recommendation else ServingConfig()
-    plan = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, hw)
+    config = result.recommendation.config if result.recommendation else ServingLayout.of()
+    plan = RuntimePlan.from_record(mv.source.runtime, hw)
     return profile_hot_path(registry.artifact_path(mv), hw, plan, config)
 
 
 def _record(registry: Registry, mv: ModelVersion, result: ProfileResult, report: dict[str, Any],
-            files: dict[str, Path]) -> None:
+            files: dict[str, Path], record_inprocess: bool = False) -> None:
     """Attach the reports to the version; a complete profile's recommendation becomes serve's default."""
     for path in files.values():
         if path.suffix in (".json", ".md", ".html"):
             registry.attach_report(mv, path.name, path.read_bytes())
     rec = result.recommendation
-    if rec is None or result.interrupted or result.url:
+    if rec is None or result.interrupted or result.url or rec.confirmed is False:
         return
-    registry.update_metrics(mv.ref, {"profile": {
-        "target": result.target, "mode": result.mode, "slo_p99_ms": result.slo_p99_ms,
-        "created_at": report["created_at"], "report": files["json"].name,
-        "recommendation": {**rec.serve_settings(), "capacity_rps": rec.capacity_rps, "replicas": rec.replicas,
-                           "rate_rps": rec.rate_rps, "extrapolated": rec.extrapolated},
-    }})
+    if result.mode == "inprocess" and not record_inprocess:
+        return
+    recorded = ProfileRecord(
+        target=result.target, mode=result.mode, slo_p99_ms=result.slo_p99_ms, created_at=report["created_at"],
+        report=files["json"].name,
+        recommendation=RecommendationRecord.from_dict({
+            **rec.serve_settings(), "capacity_rps": rec.capacity_rps, "replicas": rec.replicas,
+            "rate_rps": rec.rate_rps, "extrapolated": rec.extrapolated}))
+    registry.update_metrics(mv.ref, {"profile": recorded.to_dict()})

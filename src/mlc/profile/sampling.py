@@ -43,7 +43,7 @@ class _Nvml:
     """GPU utilization (device-wide) and memory (of the sampled processes where NVML says)."""
 
     def __init__(self) -> None:
-        import pynvml  # type: ignore[import-not-found]  # nvidia-ml-py, present only on GPU installs
+        import pynvml  # nvidia-ml-py, present only on GPU installs
 
         pynvml.nvmlInit()
         self._nvml = pynvml

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from mlc.errors import MlcError, UsageError
-from mlc.profile.results import ServingConfig
+from mlc.serve.layout import ServingLayout
 
 SERVE_COMMAND = (sys.executable, "-m", "mlc", "serve")
 _READY_TIMEOUT_S = 120.0
@@ -57,6 +57,44 @@ def model_ready(url: str, model: str, timeout: float = 5.0) -> None:
                          "start it first, or leave out --url to let mlc profile start `mlc serve`") from exc
 
 
+EXTERNAL_UNKNOWN = "external, unknown"
+
+
+def served_layout(url: str, model: str, timeout: float = 5.0) -> tuple[ServingLayout | None, str]:
+    """(the layout the server at url serves `model` with, how it was read), from Triton's config extension.
+
+    Batcher settings and instances come from `/v2/models/{m}/config` (Triton and mlc serve both
+    answer it); worker processes and threads only from mlc serve's own parameters. What the
+    server does not say is never filled with a default: a server without the extension is
+    "external, unknown", and a layout read partly says which part it could not read.
+    """
+    try:
+        with urllib.request.urlopen(f"{url}/v2/models/{model}/config", timeout=timeout) as reply:
+            config = json.loads(reply.read() or b"{}")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None, EXTERNAL_UNKNOWN
+    if not isinstance(config, dict) or "max_batch_size" not in config:
+        return None, EXTERNAL_UNKNOWN
+    batching = config.get("dynamic_batching") or {}
+    groups = config.get("instance_group") or [{}]
+    params = config.get("parameters") or {}
+
+    def param(name: str) -> int | None:
+        value = (params.get(name) or {}).get("string_value")
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    workers, threads = param("mlc_workers"), param("mlc_intra_op_threads")
+    layout = ServingLayout.of(
+        max_batch_size=max(1, int(config.get("max_batch_size") or 1)),
+        max_queue_delay_us=int(batching.get("max_queue_delay_microseconds") or 0) if batching else 0,
+        instances=max(1, sum(int(g.get("count") or 1) for g in groups)), threads=threads or 1, workers=workers or 1,
+        preferred_batch_sizes=batching.get("preferred_batch_size") or ())
+    how = f"read from {url}/v2/models/{model}/config"
+    if workers is None or threads is None:
+        how += "; worker processes and threads per instance: unknown (not in the server's config)"
+    return layout, how
+
+
 def listening_pids(url: str) -> list[int]:
     """The local processes listening on the URL's port, to sample their CPU and memory; [] if remote.
 
@@ -75,17 +113,13 @@ def listening_pids(url: str) -> list[int]:
 
 
 class ServerProcess:
-    """`python -m mlc serve REF` with one configuration's settings, on a free loopback port."""
+    """`python -m mlc serve REF` serving one configuration's layout, on a free loopback port."""
 
-    def __init__(self, ref: str, config: ServingConfig, target: str, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, ref: str, config: ServingLayout, target: str, *, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._command = [
-            *SERVE_COMMAND, ref, "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(config.workers), "--max-batch-size", str(config.max_batch_size),
-            "--max-queue-delay-us", str(config.max_queue_delay_us), "--instances", str(config.instances),
-            "--threads", str(config.intra_op_threads), "--target", target,
-        ]
+        self._command = [*SERVE_COMMAND, ref, "--host", "127.0.0.1", "--port", str(self.port),
+                         *config.serve_flags(), "--target", target]
         self._env = {**os.environ, **(env or {})}
         self._log = Path(tempfile.mkstemp(prefix="mlc-profile-serve-", suffix=".log")[1])
         self._proc: subprocess.Popen[bytes] | None = None

@@ -19,7 +19,8 @@ import itertools
 import math
 from dataclasses import replace
 
-from mlc.profile.results import ConfigResult, Extrapolation, LoadPoint, Recommendation, ServingConfig
+from mlc.profile.results import ConfigResult, Extrapolation, LoadPoint, Recommendation
+from mlc.serve.layout import ServingLayout
 from mlc.targets import HardwareTarget
 
 DEFAULT_HEADROOM = 0.25
@@ -55,7 +56,7 @@ def grown_cores(measured_cores: int, target_cores: int) -> int:
     return max(1, target_cores // measured_cores) * measured_cores
 
 
-def scale_config(config: ServingConfig, factor: int, http: bool) -> ServingConfig:
+def scale_config(config: ServingLayout, factor: int, http: bool) -> ServingLayout:
     """The configuration grown to the target's cores: more workers (http) or more instances."""
     if factor <= 1:
         return config

@@ -17,15 +17,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from mlc.profile.results import ConfigResult, LoadPoint, ServingConfig, better, choose
+from mlc.config import DEFAULT_MAX_REQUEST_ROWS
+from mlc.profile.results import ConfigResult, LoadPoint, better, choose
 from mlc.profile.sampling import ProcessSampler
+from mlc.serve.layout import ServingLayout, share_of_cores
+from mlc.testhooks import pause_at
 
 RAMP = 1.6  # rate ratio between steps of the ramp
 _RESOLUTION = 1.25  # bisect until the last pass and the first miss are this close
 
 
 class Bench(Protocol):
-    config: ServingConfig
+    config: ServingLayout
     notes: list[str]
 
     def probe_rps(self) -> float: ...
@@ -39,7 +42,7 @@ class Load(Protocol):
 
     def serving_pids(self) -> list[int]: ...
 
-    def open(self, config: ServingConfig, sampler: ProcessSampler,
+    def open(self, config: ServingLayout, sampler: ProcessSampler,
              cores: list[int] | None = None) -> AbstractContextManager[Bench]: ...
 
 
@@ -50,10 +53,12 @@ class Space:
     batch_sizes: tuple[int, ...]  # the grid's
     climb_batch_sizes: tuple[int, ...]  # finer steps for the hill climb
     delays_us: tuple[int, ...]
-    layouts: tuple[ServingConfig, ...]  # instances x threads x workers, batching unset
+    layouts: tuple[ServingLayout, ...]  # instances x threads x workers, batching unset
+    max_request_rows: int = DEFAULT_MAX_REQUEST_ROWS  # the server's bound, which sizes each layout's queue
 
     @classmethod
-    def for_target(cls, *, cores: int, gpu: bool, slo_ms: float, http: bool) -> Space:
+    def for_target(cls, *, cores: int, gpu: bool, slo_ms: float, http: bool,
+                   max_request_rows: int = DEFAULT_MAX_REQUEST_ROWS) -> Space:
         """Batch sizes by device; queue delays well inside the SLO; every power-of-two layout that fits."""
         batch_sizes = (1, 64, 256, 1024) if gpu else (1, 8, 32)
         climb = (1, 16, 64, 256, 1024, 4096) if gpu else (1, 4, 8, 16, 32, 64)
@@ -62,21 +67,24 @@ class Space:
         if http:
             # Each HTTP configuration starts a server: only layouts that use every core, with
             # worker processes, one or two instances per worker and the threads that fill them.
-            layouts = tuple(sorted((ServingConfig(workers=w, instances=i, intra_op_threads=cores // (w * i))
+            layouts = tuple(sorted((ServingLayout.of(workers=w, instances=i, threads=share_of_cores(cores, w, i))
                                     for w in powers for i in (1, 2) if w * i <= cores),
                                    key=lambda c: (-c.instances, c.workers)))
         else:
             # Fewest cores first; at equal cores more instances first (tree models gain more from
             # running batches side by side than from threads inside one), so a climb meets them first.
-            layouts = tuple(sorted((ServingConfig(instances=i, intra_op_threads=t)
+            layouts = tuple(sorted((ServingLayout.of(instances=i, threads=t)
                                     for i in powers for t in powers if i * t <= cores),
                                    key=lambda c: (c.cores, -c.instances)))
-        return cls(batch_sizes, climb, delays, layouts)
+        return cls(batch_sizes, climb, delays, layouts, max_request_rows)
 
-    def grid(self) -> list[ServingConfig]:
+    def at(self, layout: ServingLayout, max_batch_size: int, max_queue_delay_us: int) -> ServingLayout:
+        """One of the layouts with these batcher settings, its queue sized as `mlc serve` sizes it."""
+        return layout.batching(max_batch_size, max_queue_delay_us, self.max_request_rows)
+
+    def grid(self) -> list[ServingLayout]:
         batching = [(1, 0)] + [(b, d) for b in self.batch_sizes if b > 1 for d in self.delays_us]
-        return [replace(layout, max_batch_size=b, max_queue_delay_us=d)
-                for layout in self.layouts for b, d in batching]
+        return [self.at(layout, b, d) for layout in self.layouts for b, d in batching]
 
 
 class Sweep:
@@ -99,7 +107,7 @@ class Sweep:
     def best(self) -> ConfigResult | None:
         return choose(self.results)
 
-    def measure(self, config: ServingConfig, *, cores: list[int] | None = None, keep: bool = True) -> ConfigResult:
+    def measure(self, config: ServingLayout, *, cores: list[int] | None = None, keep: bool = True) -> ConfigResult:
         """The capacity of one configuration; kept in `results` unless it is a side measurement."""
         best = self.best()
         hint = best.capacity_rps if best else 0.0
@@ -118,7 +126,7 @@ class Sweep:
             self.results.append(result)
         return result
 
-    def confirm(self, config: ServingConfig, rate: float, repeats: int = 2) -> list[LoadPoint]:
+    def confirm(self, config: ServingLayout, rate: float, repeats: int = 2) -> list[LoadPoint]:
         """The configuration held at one rate `repeats` times: is the planned operating point really within SLO?"""
         self._progress(f"confirming {config.label} at {rate:.0f}/s ({repeats} runs)")
         with self.load.open(config, self.sampler, self.cores) as bench:
@@ -143,6 +151,7 @@ class Sweep:
             for point in got:
                 yield point  # kept first: a Ctrl-C during the progress line must not lose a measured point
                 self._report(bench.config, point)
+                pause_at("profile-point")  # tests only: Ctrl-C lands here, mid-sweep (see mlc.testhooks)
                 if point.meets_slo and not point.loadgen_limited:
                     good = max(good or 0.0, point.offered_rps)
                 elif not point.meets_slo:
@@ -156,7 +165,7 @@ class Sweep:
             else:
                 rates = []
 
-    def _report(self, config: ServingConfig, p: LoadPoint) -> None:
+    def _report(self, config: ServingLayout, p: LoadPoint) -> None:
         mark = "ok " if p.meets_slo else "MISS"
         flag = " (load generator limited)" if p.loadgen_limited else ""
         self._progress(f"{mark} {config.label:<24} offered {p.offered_rps:8.0f}/s  got {p.throughput_rps:8.0f}/s  "
@@ -177,13 +186,13 @@ class Sweep:
         batch = list(space.climb_batch_sizes)
         delays = sorted({0, *space.delays_us})
         layouts = list(space.layouts)
-        seen: dict[ServingConfig, ConfigResult] = {}
+        seen: dict[ServingLayout, ConfigResult] = {}
 
-        def at(bi: int, di: int, li: int) -> ServingConfig:
+        def at(bi: int, di: int, li: int) -> ServingLayout:
             size = batch[bi]
-            return replace(layouts[li], max_batch_size=size, max_queue_delay_us=delays[di] if size > 1 else 0)
+            return space.at(layouts[li], size, delays[di] if size > 1 else 0)
 
-        def evaluate(config: ServingConfig) -> ConfigResult | None:
+        def evaluate(config: ServingLayout) -> ConfigResult | None:
             if config in seen:
                 return seen[config]
             if len(seen) >= max_configs or self.stopped:
@@ -195,9 +204,19 @@ class Sweep:
         # A middle batch, a short delay, and the first layout using every core: the climb moves one
         # step at a time, so starting on one core it never reached the cores a big target has.
         full = next(k for k, layout in enumerate(layouts) if layout.cores == max(c.cores for c in layouts))
-        pos = (len(batch) // 2 - 1, min(1, len(delays) - 1), full)
+        pos: tuple[int, ...] = (len(batch) // 2 - 1, min(1, len(delays) - 1), full)
         sizes = (len(batch), len(delays), len(layouts))
         current = evaluate(at(*pos))
+        # Worker processes are not one climb step from the start (instances come first in the order),
+        # and over HTTP they are what scales most (1.6-1.8x on 2 cores): the full-core layout with the
+        # most workers is measured at the start's batching before climbing, whenever it differs.
+        most = max((k for k, layout in enumerate(layouts) if layout.cores == layouts[full].cores),
+                   key=lambda k: (layouts[k].workers, -k))
+        if most != full and current is not None:
+            workers_pos = (pos[0], pos[1], most)
+            trial_result = evaluate(at(*workers_pos))
+            if trial_result is not None and better(trial_result, current):
+                current, pos = trial_result, workers_pos
         for _ in range(3 * max_configs):  # each move strictly improves; the bound only guards ties
             if current is None or self.stopped:
                 return

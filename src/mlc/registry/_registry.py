@@ -13,26 +13,34 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 
 from mlc.config import load_settings
 from mlc.errors import ConflictError, NotFoundError, UsageError
+from mlc.events import outbox
+from mlc.events import types as event
 from mlc.files import atomic_write
 from mlc.registry import _schema as s
+from mlc.registry._engine import WRITE, create_engine, registry_url
+from mlc.registry._migrations import ensure_schema
 from mlc.registry._provenance import creator, git_commit, package_versions
 from mlc.registry._refs import check_name, parse_ref
-from mlc.registry._store import BlobStore
+from mlc.registry._store import ArtifactStore, BlobStore
+from mlc.registry.records import OPTIMIZE, Metrics, Source
 from mlc.signature import Signature
+
+if TYPE_CHECKING:
+    from mlc.loading.model import LoadedModel
+    from mlc.registry._serving import Served
 
 _RETRIES = 50
 
@@ -49,10 +57,10 @@ class ModelVersion:
     description: str
     creator: str
     created_at: float
-    source: dict[str, Any]
+    source: Source  # lineage, read and checked once from the row (see records.py)
     git_commit: str | None
     packages: dict[str, str]
-    metrics: dict[str, Any]
+    metrics: Metrics
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
@@ -74,52 +82,27 @@ class ModelVersion:
             "description": self.description,
             "creator": self.creator,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
-            "source": self.source,
+            "source": self.source.to_dict(),
             "git_commit": self.git_commit,
             "packages": self.packages,
-            "metrics": self.metrics,
+            "metrics": self.metrics.to_dict(),
             "tags": self.tags,
             "aliases": self.aliases,
             "reports": self.reports,
         }
 
 
-_WRITE = "mlc_write"  # execution option of a connection that will write: its BEGIN takes the lock
-
-
-def _sqlite_immediate_transactions(engine: Engine) -> None:
-    """Make SQLite take the write lock at a writer's BEGIN, so 'read max version, insert' cannot
-    interleave; readers BEGIN deferred and, under WAL, read a snapshot without waiting for writers.
-
-    pysqlite's own transaction handling defers BEGIN; this is SQLAlchemy's documented recipe.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
-
-
 class Registry:
     """Open with `Registry.open()` (settings from $MLC_HOME / $MLC_REGISTRY_URL) or `Registry(home)`."""
 
-    def __init__(self, home: Path, url: str | None = None) -> None:
+    def __init__(self, home: Path, url: str | None = None, store: ArtifactStore | None = None) -> None:
+        """home holds the artifacts (unless `store` is another ArtifactStore) and report files;
+        url the metadata database (default: SQLite in home)."""
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
-        self.store = BlobStore(self.home / "blobs")
+        self.store: ArtifactStore = store if store is not None else BlobStore(self.home / "blobs")
         self.url = url or f"sqlite:///{self.home / 'registry.db'}"
-        self.engine = sa.create_engine(self.url, connect_args={"timeout": 30} if self._is_sqlite else {})
-        if self._is_sqlite:
-            _sqlite_immediate_transactions(self.engine)
+        self.engine = create_engine(self.url)
         self._create_schema()
 
     @classmethod
@@ -127,14 +110,12 @@ class Registry:
         settings = load_settings()
         return cls(settings.home, settings.registry_url)
 
-    @property
-    def _is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
-
     def _create_schema(self) -> None:
+        """Create, or upgrade in place under the write lock, the registry's tables (_migrations)."""
+        where = registry_url(self.url).render_as_string(hide_password=True)
         for attempt in range(_RETRIES):
             try:
-                s.metadata.create_all(self.engine)
+                ensure_schema(self.engine, self._tx, where)
                 return
             except OperationalError:
                 # Another process is creating the same tables right now.
@@ -146,7 +127,7 @@ class Registry:
     def _tx(self) -> Iterator[Connection]:
         """A write transaction: the write lock from its first statement, committed at the end."""
         with self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
+            conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
 
@@ -162,11 +143,17 @@ class Registry:
         signature: Signature,
         tags: dict[str, str] | None = None,
         description: str = "",
-        source: dict[str, Any] | None = None,
-        metrics: dict[str, Any] | None = None,
+        source: Source | Mapping[str, Any] | None = None,
+        metrics: Metrics | Mapping[str, Any] | None = None,
         aliases: list[str] | tuple[str, ...] = (),
     ) -> ModelVersion:
+        """Store the artifact and a new version row. A source or metrics given as a dict is checked
+        as the records it will be read as, so a row that could not be read back is never written."""
         check_name(name)
+        if not isinstance(source, Source):
+            source = Source.from_dict(source or {"kind": "bytes"})
+        if not isinstance(metrics, Metrics):
+            metrics = Metrics.from_dict(metrics or {})
         for alias in aliases:
             self._check_alias(alias)
         data = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
@@ -181,10 +168,10 @@ class Registry:
             "description": description,
             "creator": creator(),
             "created_at": time.time(),
-            "source": source or {"kind": "bytes"},
+            "source": source.to_dict(),
             "git_commit": git_commit(),
             "packages": package_versions(),
-            "metrics": metrics or {},
+            "metrics": metrics.to_dict(),
         }
         for attempt in range(_RETRIES):
             try:
@@ -199,6 +186,10 @@ class Registry:
                     conn.execute(s.versions.insert().values(version=version, **row))
                     for key, value in (tags or {}).items():
                         conn.execute(s.tags.insert().values(name=name, version=version, key=key, value=value))
+                    kind = event.OPTIMIZED if source.kind == OPTIMIZE else event.REGISTERED
+                    outbox.record(conn, kind, name, f"{name}:{version}", {
+                        "name": name, "version": version, "digest": digest, "format": format,
+                        "framework": framework, "source": source.to_dict(), "creator": row["creator"]})
                     for alias in aliases:
                         self._set_alias(conn, name, alias, version)
                 break
@@ -231,17 +222,26 @@ class Registry:
 
     def remove_alias(self, name: str, alias: str) -> None:
         with self._tx() as conn:
+            previous = conn.execute(sa.select(s.aliases.c.version).where(
+                (s.aliases.c.name == name) & (s.aliases.c.alias == alias))).scalar()
             gone = conn.execute(s.aliases.delete().where(
                 (s.aliases.c.name == name) & (s.aliases.c.alias == alias))).rowcount
+            if gone:
+                outbox.record(conn, event.ALIAS_MOVED, name, name,
+                              {"name": name, "alias": alias, "version": None, "previous": previous})
         if not gone:
             raise NotFoundError(f"model {name} has no alias {alias!r}")
 
-    def update_metrics(self, ref: str, metrics: dict[str, Any]) -> ModelVersion:
+    def update_metrics(self, ref: str, metrics: Mapping[str, Any]) -> ModelVersion:
+        """Set top-level metrics (e.g. {"profile": ProfileRecord(...).to_dict()}), keeping the others."""
         mv = self.get(ref)
-        merged = {**mv.metrics, **metrics}
+        merged = Metrics.from_dict({**mv.metrics.to_dict(), **metrics}, f"metrics for {mv.ref}")
         with self._tx() as conn:
             conn.execute(s.versions.update().where(
-                (s.versions.c.name == mv.name) & (s.versions.c.version == mv.version)).values(metrics=merged))
+                (s.versions.c.name == mv.name) & (s.versions.c.version == mv.version)).values(metrics=merged.to_dict()))
+            if "profile" in metrics:
+                outbox.record(conn, event.PROFILED, mv.name, mv.ref,
+                              {"name": mv.name, "version": mv.version, "profile": merged.to_dict().get("profile")})
         return self.get(mv.ref)
 
     def attach_report(self, ref: str | ModelVersion, filename: str, content: str | bytes) -> Path:
@@ -270,17 +270,25 @@ class Registry:
             self.get(f"{name}:{version}")
         with self._tx() as conn:
             conn.execute(s.deployments.update().where(s.deployments.c.name == name).values(active=False))
-            dep_id = conn.execute(s.deployments.insert().values(
+            inserted = conn.execute(s.deployments.insert().values(
                 name=name, spec={"split": {str(v): p for v, p in split.items()}, "settings": settings or {}},
-                created_at=time.time(), active=True)).inserted_primary_key[0]
+                created_at=time.time(), active=True)).inserted_primary_key
+            if inserted is None:  # SQLAlchemy returns the key of every single-row INSERT
+                raise RuntimeError("internal error: the database returned no id for the new deployment")
+            dep_id = inserted[0]
             for version, percent in split.items():
                 conn.execute(s.deployment_versions.insert().values(
                     deployment_id=dep_id, name=name, version=version, percent=percent))
+            outbox.record(conn, event.DEPLOYED, name, name, {
+                "name": name, "deployment": int(dep_id), "split": {str(v): p for v, p in split.items()}})
         return int(dep_id)
 
     def end_deployment(self, name: str) -> None:
         with self._tx() as conn:
-            conn.execute(s.deployments.update().where(s.deployments.c.name == name).values(active=False))
+            ended = conn.execute(s.deployments.update().where(
+                (s.deployments.c.name == name) & s.deployments.c.active).values(active=False)).rowcount
+            if ended:
+                outbox.record(conn, event.UNDEPLOYED, name, name, {"name": name})
 
     def active_deployment(self, name: str) -> dict[int, float] | None:
         with self.engine.connect() as conn:
@@ -316,13 +324,34 @@ class Registry:
             conn.execute(s.reports.delete().where(
                 (s.reports.c.name == mv.name) & (s.reports.c.version == mv.version)))
             conn.execute(s.versions.delete().where(where))
+            outbox.record(conn, event.DELETED, mv.name, mv.ref,
+                          {"name": mv.name, "version": mv.version, "digest": mv.digest})
+        # The blob goes only after the row's delete committed (removed inside the transaction, a
+        # crash before COMMIT rolled the row back and left it without its artifact), in a write
+        # transaction of its own, so no register can be naming these bytes meanwhile.
+        with self._tx() as conn:
             still_used = conn.execute(sa.select(s.versions.c.id).where(s.versions.c.digest == mv.digest)).first()
-            if not still_used:  # under the write lock, so no register can be naming these bytes meanwhile
+            if not still_used:
                 self.store.remove(mv.digest)
         shutil.rmtree(self.version_dir(mv), ignore_errors=True)
         return mv
 
+    def register_file(self, model: str | Path | LoadedModel, name: str | None = None, *, trust: bool = False,
+                      tags: dict[str, str] | None = None, description: str = "", aliases: tuple[str, ...] = (),
+                      reuse: bool = False) -> ModelVersion:
+        """Register a model file (loaded safely first) or a loaded model; see _files.register_file."""
+        from mlc.registry._files import register_file
+
+        return register_file(self, model, name, trust=trust, tags=tags, description=description, aliases=aliases,
+                             reuse=reuse)
+
     # ---- reading -------------------------------------------------------------------------
+
+    def served(self, ref: str | ModelVersion) -> Served:
+        """The version `ref` serves (itself when ONNX, else its newest optimized child); see _serving."""
+        from mlc.registry._serving import served
+
+        return served(self, ref if isinstance(ref, ModelVersion) else self.get(ref))
 
     def get(self, ref: str) -> ModelVersion:
         parsed = parse_ref(ref)
@@ -390,8 +419,14 @@ class Registry:
 
     @staticmethod
     def _set_alias(conn: Connection, name: str, alias: str, version: int) -> None:
+        """Point the alias at the version, with its event (every alias move goes through here)."""
+        previous = conn.execute(sa.select(s.aliases.c.version).where(
+            (s.aliases.c.name == name) & (s.aliases.c.alias == alias))).scalar()
         conn.execute(s.aliases.delete().where((s.aliases.c.name == name) & (s.aliases.c.alias == alias)))
         conn.execute(s.aliases.insert().values(name=name, alias=alias, version=version))
+        if previous != version:
+            outbox.record(conn, event.ALIAS_MOVED, name, f"{name}:{version}",
+                          {"name": name, "alias": alias, "version": version, "previous": previous})
 
     def _hydrate(self, conn: Connection, row: Any) -> ModelVersion:
         key = (s.tags.c.name == row.name) & (s.tags.c.version == row.version)
@@ -400,12 +435,14 @@ class Registry:
             (s.aliases.c.name == row.name) & (s.aliases.c.version == row.version))).scalars().all()
         report_rows = conn.execute(sa.select(s.reports.c.filename).where(
             (s.reports.c.name == row.name) & (s.reports.c.version == row.version))).scalars().all()
+        ref = f"{row.name}:{row.version}"
         return ModelVersion(
             name=row.name, version=row.version, digest=row.digest, format=row.format,
             framework=row.framework, size_bytes=row.size_bytes,
             signature=Signature.from_dict(row.signature), description=row.description,
-            creator=row.creator, created_at=row.created_at, source=row.source,
-            git_commit=row.git_commit, packages=row.packages, metrics=row.metrics,
+            creator=row.creator, created_at=row.created_at, source=Source.from_dict(row.source, f"{ref}'s source"),
+            git_commit=row.git_commit, packages=row.packages,
+            metrics=Metrics.from_dict(row.metrics, f"{ref}'s metrics"),
             tags=dict(tag_rows), aliases=sorted(alias_rows), reports=sorted(report_rows),
         )
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from time import monotonic
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -51,16 +51,30 @@ BatchFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 Outputs = dict[str, np.ndarray]
 
 
-class _Request:
-    __slots__ = ("arrival", "future", "loop", "rows", "x")
+class Clock(Protocol):
+    """Where the batcher reads the time and waits for a deadline.
 
-    def __init__(self, x: np.ndarray, future: Future[Outputs] | asyncio.Future[Outputs],
-                 loop: asyncio.AbstractEventLoop | None, arrival: float) -> None:
+    Injectable so that tests move time themselves: a test of "runs once the delay has passed"
+    that sleeps and reads the wall clock measures the machine's load, not the batcher.
+    """
+
+    def now(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> None:
+        """Wait on `condition` (held by the caller) until notified or `timeout` seconds of this clock pass."""
+        ...
+
+
+class _Request:
+    __slots__ = ("arrival", "future", "rows", "x")
+
+    def __init__(self, x: np.ndarray, future: BatchFuture | asyncio.Future[Outputs], arrival: float) -> None:
         self.x = x  # the request's rows, C-contiguous, read when its batch is packed
         self.rows = x.shape[0]
-        self.future = future  # concurrent.futures.Future; an asyncio.Future when loop is set
-        self.loop = loop  # the event loop owning an asyncio future, else None
-        self.arrival = arrival  # monotonic seconds when it was queued
+        self.future = future  # a BatchFuture from submit, an asyncio.Future (of its loop) from submit_async
+        self.arrival = arrival  # seconds on the batcher's clock when it was queued
 
 
 class _Lane:
@@ -104,10 +118,12 @@ class DynamicBatcher:
         max_queue_delay_us: int = 500,
         max_queue_rows: int = 4096,
         instances: int = 1,
+        clock: Clock | None = None,
     ) -> None:
         """model: a Scorer (its `prepare` checks each request as it is submitted), any object
         with `predict(x) -> dict`, or a callable taking the batch array and returning a dict
-        of arrays with one row per input row."""
+        of arrays with one row per input row. clock: time.monotonic and the condition's own
+        timed wait unless a test passes its own."""
         self._predict, self._prepare = _bind(model)
         self.max_batch_size = _at_least(1, max_batch_size, "max_batch_size")
         self.preferred_batch_sizes = tuple(sorted(set(preferred_batch_sizes)))
@@ -126,6 +142,10 @@ class DynamicBatcher:
         # condition on the same lock is for waiting and waking workers.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        # The default clock is called directly (no method in between): this runs per request.
+        self._now: Callable[[], float] = monotonic if clock is None else clock.now
+        self._wait: Callable[[float | None], Any] = (
+            self._cond.wait if clock is None else lambda timeout: clock.wait(self._cond, timeout))
         self._futures = threading.Condition()  # shared by the futures submit() returns (see future.py)
         self._lanes: dict[tuple[tuple[int, ...], np.dtype], _Lane] = {}
         self._closing = False
@@ -148,8 +168,8 @@ class DynamicBatcher:
         max_batch_size, QueueFullError when the queue is full or the batcher closed.
         x is read when its batch runs: do not change it before the future is done.
         """
-        future: Future[Outputs] = BatchFuture(self._futures)
-        self._enqueue(x, future, None)
+        future = BatchFuture(self._futures)
+        self._enqueue(x, future)
         return future
 
     def submit_async(self, x: Any) -> asyncio.Future[Outputs]:
@@ -161,11 +181,10 @@ class DynamicBatcher:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._enqueue(x, future, loop)
+        self._enqueue(x, future)
         return future
 
-    def _enqueue(self, x: Any, future: Future[Outputs] | asyncio.Future[Outputs],
-                 loop: asyncio.AbstractEventLoop | None) -> None:
+    def _enqueue(self, x: Any, future: BatchFuture | asyncio.Future[Outputs]) -> None:
         arr = self._prepare(x)
         rows = arr.shape[0]
         if not 0 < rows <= self.max_batch_size:
@@ -186,7 +205,7 @@ class DynamicBatcher:
             lane = self._lanes.get(key)
             if lane is None:
                 lane = self._lanes[key] = _Lane()
-            lane.requests.append(_Request(arr, future, loop, monotonic()))
+            lane.requests.append(_Request(arr, future, self._now()))
             lane.rows += rows
             self._queue_rows += rows
             self._queue_requests += 1
@@ -204,7 +223,7 @@ class DynamicBatcher:
         """Block until a batch is due and return it (empty if all of it was cancelled); None: closed."""
         with self._lock:
             while True:
-                now = monotonic()
+                now = self._now()
                 chosen: tuple[float, tuple[Any, ...], int] | None = None
                 next_deadline = None
                 for key, lane in self._lanes.items():
@@ -218,7 +237,7 @@ class DynamicBatcher:
                     return self._pop(chosen[1], chosen[2])
                 if self._closing and not self._lanes:
                     return None
-                self._cond.wait(None if next_deadline is None else next_deadline - now)
+                self._wait(None if next_deadline is None else next_deadline - now)
 
     def _ready(self, lane: _Lane, now: float) -> int:
         """How many of the lane's oldest requests form the batch to run now; 0: not yet."""
@@ -247,7 +266,8 @@ class DynamicBatcher:
                 request = lane.requests.popleft()
                 lane.rows -= request.rows
                 self._queue_rows -= request.rows
-                if request.future.start_held() if request.loop is None else not request.future.cancelled():
+                future = request.future
+                if future.start_held() if isinstance(future, BatchFuture) else not future.cancelled():
                     batch.append(request)
                     rows += request.rows
                 else:
@@ -310,11 +330,12 @@ def _deliver(condition: threading.Condition, batch: list[_Request], results: lis
     futures: list[BatchFuture] = []
     values: list[Outputs | None] = []
     for request, result in zip(batch, results, strict=True):
-        if request.loop is not None:
-            by_loop.setdefault(request.loop, []).append((request.future, result))
-        else:
-            futures.append(request.future)
+        future = request.future
+        if isinstance(future, BatchFuture):
+            futures.append(future)
             values.append(result)
+        else:
+            by_loop.setdefault(future.get_loop(), []).append((future, result))
     if futures:
         settle_batch(condition, futures, values, error)
     for loop, items in by_loop.items():
@@ -330,7 +351,7 @@ def _settle(items: list[tuple[asyncio.Future[Outputs], Outputs | None]], error: 
         if future.done():
             continue
         if error is None:
-            future.set_result(result)
+            future.set_result(cast(Outputs, result))  # a result is None only beside an error
         else:
             future.set_exception(error)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -62,7 +61,7 @@ class CudaGraphRunner:
 
     def __init__(self, model: bytes, config: SessionConfig, input_name: str, tail: tuple[int, ...],
                  dtype: np.dtype, reference: Callable[[np.ndarray], dict[str, np.ndarray]]) -> None:
-        self._args: tuple[Any, ...] = (model, config, input_name)
+        self._model, self._config, self._input_name = model, config, input_name
         self._tail, self._dtype, self._reference = tail, dtype, reference
         self._buckets: dict[int, _Bucket] = {}
         self._lock = threading.Lock()
@@ -75,7 +74,8 @@ class CudaGraphRunner:
             with self._lock:
                 found = self._buckets.get(size)
                 if found is None:
-                    found = _Bucket(*self._args, size, self._tail, self._dtype, self._reference)
+                    found = _Bucket(self._model, self._config, self._input_name, size, self._tail, self._dtype,
+                                    self._reference)
                     self._buckets[size] = found
         return found
 

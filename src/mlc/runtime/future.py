@@ -95,7 +95,7 @@ class BatchFuture(Future):
         """After _finish_held, outside the condition: wake the waiting thread, run callbacks."""
         self._done.release()
         if self._done_callbacks:  # no callback can be added once the state is FINISHED
-            self._invoke_callbacks()
+            self._invoke_callbacks()  # type: ignore[attr-defined]  # Future's own; typeshed omits private methods
 
     def start_held(self) -> bool:
         """set_running_or_notify_cancel for a caller that holds the condition already."""
@@ -117,7 +117,7 @@ class BatchFuture(Future):
                 return True
             self._state = CANCELLED
         self._done.release()
-        self._invoke_callbacks()
+        self._invoke_callbacks()  # type: ignore[attr-defined]  # as in _wake
         return True
 
 

@@ -20,7 +20,16 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
-from mlc.errors import InvalidInputError, ModelFormatError, NotFoundError, UnsupportedModelError, UsageError
+from mlc.errors import (
+    InvalidInputError,
+    ModelFormatError,
+    NotFoundError,
+    RecordError,
+    UnsupportedModelError,
+    UsageError,
+)
+from mlc.registry.records import NATIVE, ORT, TREES, EngineChoice, RuntimeRecord
+from mlc.runtime._slowdown import requested_slowdown, slowed
 from mlc.runtime.session import SessionConfig, create_session, default_session_config
 from mlc.signature import Signature, TensorSpec
 from mlc.targets import HardwareTarget, get_target
@@ -31,12 +40,10 @@ if TYPE_CHECKING:
 ModelSource = str | os.PathLike[str] | bytes | onnx.ModelProto
 Engine = Callable[[np.ndarray], dict[str, np.ndarray]]
 
-ORT, TREES = "ort", "mlc-trees"
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-_ENGINES = (ORT, TREES)
 
 # ONNX Runtime's tensor type names and the numpy dtypes a request is converted to.
-_ORT_DTYPES = {
+_ORT_DTYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(double)": np.dtype(np.float64),
     "tensor(int64)": np.dtype(np.int64),
@@ -46,17 +53,57 @@ _ORT_DTYPES = {
 
 
 @dataclass(frozen=True)
-class EngineChoice:
-    engine: str  # "ort" or "mlc-trees"
-    max_rows: int | None = None  # the largest batch it serves; None: any size
-    n_threads: int | None = None  # threads of the mlc-trees kernel; None: the session's intra-op threads
+class NativeSource:
+    """The original model a "native" engine runs: a registry reference, resolved to its artifact file
+    (path, format, whether it was registered with --trust) where the Scorer is built. Plain strings,
+    so a plan pickles into serve's and score's worker processes, each loading the model itself."""
 
-    def __post_init__(self) -> None:
-        if self.engine not in _ENGINES:
-            raise UsageError(f"runtime plan names unknown engine {self.engine!r}",
-                             f"known engines: {', '.join(_ENGINES)}")
-        if self.max_rows is not None and self.max_rows < 1:
-            raise UsageError(f"runtime plan: max_rows of engine {self.engine} must be at least 1")
+    ref: str | None = None
+    path: str | None = None
+    format: str | None = None
+    trusted: bool = False
+
+    @classmethod
+    def of_version(cls, ref: str, registry: Registry | None = None) -> NativeSource:
+        """The registered original `ref` (the optimized version's parent), from `registry` or the default one."""
+        from mlc.registry import Registry
+
+        registry = registry or Registry.open()
+        mv = registry.get(ref)
+        return cls(ref=mv.ref, path=str(registry.artifact_path(mv)), format=mv.format, trusted=mv.source.trusted)
+
+    def resolved(self) -> NativeSource:
+        if self.path is not None:
+            return self
+        if self.ref is None:
+            raise UsageError("the runtime plan's native engine names no original model",
+                             "optimize the model again, or drop the 'native' engine from the plan")
+        return NativeSource.of_version(self.ref)
+
+    def outputs(self) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+        """The original model's outputs under the ONNX graph's names, loaded with mlc's safe loader
+        (a pickle refused unless it was registered with --trust)."""
+        from mlc.convert import native
+        from mlc.loading import load_model
+
+        source = self.resolved()
+        loaded = load_model(str(source.path), trust=source.trusted, format=source.format)
+        model = loaded.model
+        classes = getattr(model, "classes_", None)
+        if callable(getattr(model, "predict_proba", None)) and isinstance(classes, np.ndarray):
+            # One call, not predict and predict_proba (twice the work: a KD-tree KNN's predict alone
+            # costs 2x its predict_proba): labels as scikit-learn's predict makes them, the class of
+            # the highest probability. The optimizer checks this engine's parity like any other.
+            from mlc.convert import LABEL, PROBABILITIES
+
+            proba = model.predict_proba
+
+            def outputs(x: np.ndarray) -> dict[str, np.ndarray]:
+                p = np.asarray(proba(x))
+                return {LABEL: classes[p.argmax(axis=1)], PROBABILITIES: p}
+
+            return outputs
+        return native(loaded).outputs
 
 
 @dataclass(frozen=True)
@@ -65,24 +112,41 @@ class RuntimePlan:
 
     session: SessionConfig
     engines: tuple[EngineChoice, ...] = field(default=(EngineChoice(ORT),))
+    native: NativeSource | None = None  # the original model, where an engine is "native"
 
     @classmethod
     def default(cls, target: HardwareTarget) -> RuntimePlan:
         return cls(session=default_session_config(target.cores, target.device))
 
     @classmethod
+    def from_record(cls, record: RuntimeRecord | None, target: HardwareTarget) -> RuntimePlan:
+        """The plan `mlc optimize` recorded (a version's `source.runtime`), for a target: a version
+        without one, or a record without a session, gets the target's default session."""
+        if record is None:
+            return cls.default(target)
+        session = (SessionConfig.from_dict(record.session) if record.session
+                   else default_session_config(target.cores, target.device))
+        return cls(session=session, engines=record.engines,
+                   native=NativeSource(ref=record.native) if record.native else None)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], target: HardwareTarget) -> RuntimePlan:
-        """Reads the plan `mlc optimize` records; a missing session falls back to the target's default."""
-        session = (
-            SessionConfig.from_dict(data["session"]) if data.get("session")
-            else default_session_config(target.cores, target.device)
-        )
-        engines = []
-        for entry in data.get("engines") or [{"engine": ORT}]:
-            max_rows = entry.get("max_rows")
-            engines.append(EngineChoice(entry.get("engine"), None if max_rows is None else int(max_rows),
-                                        entry.get("n_threads")))
-        return cls(session=session, engines=tuple(engines))
+        """A plan written as JSON (RuntimeRecord's layout), checked as the registry checks it; a
+        malformed one is the caller's mistake here, not a damaged registry row."""
+        try:
+            record = RuntimeRecord.from_dict(data)
+        except RecordError as exc:
+            raise UsageError(f"malformed runtime plan: {exc.message}",
+                             "write it as RuntimePlan.to_dict() does: {'session': {...}, 'engines': [...]}") from None
+        return cls.from_record(record, target)
+
+    def to_record(self) -> RuntimeRecord:
+        return RuntimeRecord(session=self.session.to_dict(), engines=self.engines,
+                             native=self.native.ref if self.native else None)
+
+    @property
+    def uses_native(self) -> bool:
+        return any(e.engine == NATIVE for e in self.engines)
 
     def serving(self, threads: int) -> RuntimePlan:
         """This plan as one of several model instances runs it: `threads` threads each, no spinning.
@@ -96,15 +160,18 @@ class RuntimePlan:
                                      inter_op_threads=min(self.session.inter_op_threads, threads),
                                      allow_spinning=False)
         engines = tuple(replace(e, n_threads=min(e.n_threads, threads)) if e.n_threads else e for e in self.engines)
-        return RuntimePlan(session=session, engines=engines)
+        return RuntimePlan(session=session, engines=engines, native=self.native)
+
+    def batch(self, threads: int) -> RuntimePlan:
+        """This plan as a batch run (`mlc score`) runs it on chunks of many thousand rows: as `serving`,
+        but a tree kernel takes all `threads`. `mlc optimize` picks the kernel's thread count on
+        request-sized batches, where threads cost more than they save; a chunk is split among them."""
+        plan = self.serving(threads)
+        return replace(plan, engines=tuple(replace(e, n_threads=threads) if e.n_threads else e for e in plan.engines))
 
     def to_dict(self) -> dict[str, Any]:
-        """The record from_dict reads (the `runtime` of an optimized version's source)."""
-        return {
-            "session": self.session.to_dict(),
-            "engines": [{"engine": e.engine, "max_rows": e.max_rows}
-                        | ({} if e.n_threads is None else {"n_threads": e.n_threads}) for e in self.engines],
-        }
+        """The JSON from_dict reads."""
+        return self.to_record().to_dict()
 
 
 class Scorer:
@@ -114,13 +181,15 @@ class Scorer:
         self,
         model: ModelSource,
         target: HardwareTarget | str | None = None,
-        runtime_plan: Mapping[str, Any] | RuntimePlan | None = None,
+        runtime_plan: Mapping[str, Any] | RuntimeRecord | RuntimePlan | None = None,
         *,
         signature: Signature | None = None,
     ) -> None:
         self.target = target if isinstance(target, HardwareTarget) else get_target(target)
         if isinstance(runtime_plan, RuntimePlan):
             self.plan = runtime_plan
+        elif isinstance(runtime_plan, RuntimeRecord):
+            self.plan = RuntimePlan.from_record(runtime_plan, self.target)
         elif runtime_plan:
             self.plan = RuntimePlan.from_dict(runtime_plan, self.target)
         else:
@@ -165,25 +234,26 @@ class Scorer:
         if self.on_gpu and all(isinstance(d, int) for d in self._tail):
             self._ort_call = self._with_cuda_graphs(data)
         self._routes: list[tuple[int | None, str, Engine]] = self._build_routes(proto)
+        if (extra := requested_slowdown()) > 0:  # test-only (MLC_TEST_ENGINE_SLOWDOWN): see runtime/_slowdown.py
+            self._routes = [(rows, name, slowed(engine, extra)) for rows, name, engine in self._routes]
         # With one engine for every size, predict skips routing.
         self._only: Engine | None = self._routes[0][2] if len(self._routes) == 1 else None
 
     @classmethod
     def from_registry(cls, ref: str, target: HardwareTarget | str | None = None, *,
                       registry: Registry | None = None) -> Scorer:
-        """The scorer of a registered version ("name", "name:3", "name@prod"), with its recorded
-        plan; from the default registry (Registry.open()) unless one is given."""
+        """The scorer of the version a reference serves ("name", "name:3", "name@prod"; a framework
+        version serves its optimized child, see Registry.served), with its recorded plan; from the
+        default registry (Registry.open()) unless one is given."""
         from mlc.registry import Registry
 
         registry = registry or Registry.open()
-        version = registry.get(ref)
-        if str(version.format).lower() != "onnx":
-            raise UnsupportedModelError(
-                f"{ref} is a {version.format} artifact; the scorer runs ONNX models",
-                f"optimize it first: mlc optimize {ref}")
-        plan = (version.source or {}).get("runtime")
-        return cls(registry.artifact_path(version), target=target, runtime_plan=plan,
-                   signature=version.signature)
+        version = registry.served(ref).version
+        hw = target if isinstance(target, HardwareTarget) else get_target(target)
+        plan = RuntimePlan.from_record(version.source.runtime, hw)
+        if plan.native is not None and plan.native.ref:  # resolved in this registry, not the default one
+            plan = replace(plan, native=NativeSource.of_version(plan.native.ref, registry))
+        return cls(registry.artifact_path(version), target=hw, runtime_plan=plan, signature=version.signature)
 
     def _build_routes(self, proto: onnx.ModelProto) -> list[tuple[int | None, str, Engine]]:
         """(max_rows, engine name, callable) in increasing max_rows, ending with an unbounded engine."""
@@ -191,6 +261,9 @@ class Scorer:
         for choice in self.plan.engines:
             if choice.engine == ORT:
                 routes.append((choice.max_rows, ORT, self._ort_call))
+                continue
+            if choice.engine == NATIVE:
+                routes.append((choice.max_rows, NATIVE, self._native_call()))
                 continue
             from mlc.trees import compile_tree_ensemble
 
@@ -203,6 +276,29 @@ class Scorer:
         if not routes or routes[-1][0] is not None:
             routes.append((None, ORT, self._ort_call))
         return routes
+
+    def _native_call(self) -> Engine:
+        """The original model's predict, its outputs in the ONNX graph's dtypes and ranks, so a client
+        cannot tell which engine answered a batch."""
+        if self.plan.native is None:
+            raise UsageError("the runtime plan runs engine 'native' but names no original model",
+                             "build the scorer with Scorer.from_registry(ref), or give the plan a NativeSource")
+        outputs = self.plan.native.outputs()
+        specs = {o.name: (_ORT_DTYPES.get(o.type), len(o.shape)) for o in self._session.get_outputs()}
+        names = self._output_list
+
+        def run(x: np.ndarray) -> dict[str, np.ndarray]:
+            got = outputs(x)
+            out: dict[str, np.ndarray] = {}
+            for name in names:
+                value = np.asarray(got[name])
+                dtype, rank = specs[name]
+                if rank == 2 and value.ndim == 1:
+                    value = value.reshape(-1, 1)
+                out[name] = value.astype(dtype, copy=False) if dtype is not None else value
+            return out
+
+        return run
 
     @property
     def engines(self) -> tuple[tuple[str, int | None], ...]:
@@ -228,7 +324,7 @@ class Scorer:
 
         try:
             runner = CudaGraphRunner(data, self.plan.session, self.input_name,
-                                     tuple(int(d) for d in self._tail), self.input_dtype, self._run_bound)
+                                     tuple(d for d in self._tail if d is not None), self.input_dtype, self._run_bound)
         except Exception:  # ORT refuses capture in many ways; the bound path always works
             return self._run_bound
         self.cuda_graphs = True

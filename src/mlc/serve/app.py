@@ -4,12 +4,13 @@ No web framework: the protocol has a dozen fixed routes, and a framework's routi
 objects and middleware cost more per request than the model does for a small tree ensemble
 (see benchmarks/results/serve_stack.md for the measurement that chose this stack). The body
 is read here under the size limit, refused by Content-Length before any of it is read and
-again while it streams, so an oversized request never sits in memory.
+again while it streams, so an oversized request never sits in memory. With an API key every
+route but the health checks needs `Authorization: Bearer KEY`, checked before the body is read.
+The worker, not the app, closes the data plane at shutdown: it serves gRPC too (workers.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from mlc.errors import InvalidInputError, NotFoundError
 from mlc.serve.codec import dumps
 from mlc.serve.dataplane import DataPlane
-from mlc.serve.errors import MethodNotAllowedError, PayloadTooLargeError, error_status
+from mlc.serve.errors import MethodNotAllowedError, PayloadTooLargeError, UnauthenticatedError, error_status
+from mlc.serve.security import OPEN_HTTP_PATHS, ApiKey
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,26 +49,14 @@ def _json(document: Any, status: int = 200) -> Reply:
 class V2App:
     """ASGI application for the KServe v2 protocol, Triton's extensions and /metrics."""
 
-    def __init__(self, dataplane: DataPlane, max_request_bytes: int) -> None:
+    def __init__(self, dataplane: DataPlane, max_request_bytes: int, api_key: ApiKey | None = None) -> None:
         self.dataplane = dataplane
         self.max_request_bytes = max_request_bytes
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Models are loaded before the server starts; at shutdown every batcher is drained."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await asyncio.to_thread(self.dataplane.close)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         arrived = time.perf_counter_ns()
@@ -82,6 +72,8 @@ class V2App:
                 reply = _json({"error": message}, status)
                 if isinstance(exc, MethodNotAllowedError):
                     reply.extra.append((b"allow", exc.allow.encode()))
+                elif isinstance(exc, UnauthenticatedError):
+                    reply.extra.append((b"www-authenticate", b"Bearer"))
             plane.board.response(reply.status)
             headers = [(b"content-type", reply.content_type), (b"content-length", str(len(reply.body)).encode()),
                        *reply.extra]
@@ -93,7 +85,10 @@ class V2App:
 
     async def _route(self, scope: Scope, receive: Receive, arrived: int) -> Reply:
         method: str = scope["method"]
-        parts = scope["path"].strip("/").split("/")
+        path = scope["path"].strip("/")
+        if self.api_key is not None and path not in OPEN_HTTP_PATHS:
+            self.api_key.check(_header(scope, b"authorization"))
+        parts = path.split("/")
         if parts[0] == "metrics" and len(parts) == 1:
             _allow(method, "GET")
             return Reply(self.dataplane.metrics_text().encode(), content_type=_PROMETHEUS)

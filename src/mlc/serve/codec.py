@@ -35,6 +35,8 @@ _TO_NUMPY: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype(np.float64),
 }
 _FROM_NUMPY = {dtype: name for name, dtype in _TO_NUMPY.items()}
+_MAX_DIMS = 32  # numpy's own limit is 64 (32 before numpy 2); a model's input has a handful
+_MAX_BYTES = int(np.iinfo(np.intp).max)  # no array is bigger, even one with a zero dimension
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -78,12 +80,29 @@ def _as_dict(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def _shape(tensor: dict[str, Any], name: str) -> tuple[int, ...]:
+def _shape(tensor: dict[str, Any], name: str, dtype: np.dtype[Any]) -> tuple[int, ...]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                for d in shape):
         raise InvalidInputError(f"input {name!r}: 'shape' must be a list of non-negative integers, not {shape!r}")
-    return tuple(shape)
+    return check_shape(name, tuple(shape), dtype)
+
+
+def check_shape(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[int, ...]:
+    """A shape an array of rows can have, or InvalidInputError saying why not (for every transport).
+
+    A scalar (shape []) is refused here, before its data is read: every model mlc serves takes
+    a batch of rows. Shapes numpy cannot build (too many axes, or a size that overflows even
+    when a zero dimension leaves no elements) were numpy's ValueError, a 500.
+    """
+    if not shape:
+        raise InvalidInputError(f"input {name!r} has shape []: a scalar is not a batch of rows",
+                                "give it a row dimension first: shape [rows, ...]")
+    if len(shape) > _MAX_DIMS:
+        raise InvalidInputError(f"input {name!r}: shape has {len(shape)} dimensions; at most {_MAX_DIMS} are taken")
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize > _MAX_BYTES:
+        raise InvalidInputError(f"input {name!r}: shape {list(shape)} is too large for any array")
+    return shape
 
 
 # JSON value kinds a datatype takes: booleans for BOOL, integers for integer types, and any
@@ -99,6 +118,8 @@ def _tensor_from_json(name: str, data: Any, dtype: np.dtype[Any], shape: tuple[i
         parsed = np.asarray(data)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"input {name!r}: 'data' is not a (nested) list of numbers ({exc})") from None
+    if parsed.size == 0:  # no values to judge: [] is float64 to numpy, and the range check found no min()
+        parsed = parsed.astype(dtype)
     if parsed.dtype.kind == "O" or (dtype.kind in "iu" and parsed.dtype.kind == "f"):
         parsed = _mixed_numbers(name, data, parsed, dtype)
     if parsed.size and parsed.dtype.kind not in _JSON_KINDS[dtype.kind]:
@@ -174,6 +195,7 @@ def _requested_outputs(body: dict[str, Any], binary_default: bool) -> list[Reque
 
 def decode_request(body: bytes, json_length: int | None = None) -> InferRequest:
     """Parse a v2 inference request; `json_length` is the Inference-Header-Content-Length header."""
+    json_part: bytes | memoryview
     if json_length is None:
         json_part, binary_part = body, memoryview(b"")
     else:
@@ -203,7 +225,7 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferRequest:
         if not isinstance(datatype, str):
             raise InvalidInputError(f"input {name!r} needs a string 'datatype' (e.g. \"FP32\")")
         dtype = numpy_dtype(datatype)
-        shape = _shape(tensor, name)
+        shape = _shape(tensor, name, dtype)
         params = _as_dict(tensor.get("parameters") or {}, f"parameters of input {name!r}")
         size = params.get("binary_data_size")
         if size is None:
@@ -231,6 +253,17 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferRequest:
     )
 
 
+def wanted_outputs(outputs: dict[str, np.ndarray], request: InferRequest) -> list[RequestedOutput]:
+    """The outputs a response carries, in order: those the request names (each must exist), else all."""
+    if request.outputs is None:
+        return [RequestedOutput(name, request.binary_default) for name in outputs]
+    missing = [o.name for o in request.outputs if o.name not in outputs]
+    if missing:
+        raise InvalidInputError(f"the model has no output {', '.join(map(repr, missing))}",
+                                f"its outputs are: {', '.join(outputs)}")
+    return request.outputs
+
+
 def encode_response(model_name: str, model_version: str, outputs: dict[str, np.ndarray],
                     request: InferRequest) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when any output is sent as binary.
@@ -238,14 +271,7 @@ def encode_response(model_name: str, model_version: str, outputs: dict[str, np.n
     Binary outputs follow the JSON header in the order the header lists them, as the
     extension requires; a caller sets Inference-Header-Content-Length from the int.
     """
-    if request.outputs is None:
-        wanted = [RequestedOutput(name, request.binary_default) for name in outputs]
-    else:
-        missing = [o.name for o in request.outputs if o.name not in outputs]
-        if missing:
-            raise InvalidInputError(f"the model has no output {', '.join(map(repr, missing))}",
-                                    f"its outputs are: {', '.join(outputs)}")
-        wanted = request.outputs
+    wanted = wanted_outputs(outputs, request)
     tensors: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for item in wanted:
@@ -253,7 +279,7 @@ def encode_response(model_name: str, model_version: str, outputs: dict[str, np.n
         tensor: dict[str, Any] = {"name": item.name, "datatype": datatype_of(array.dtype), "shape": array.shape}
         strings = tensor["datatype"] == "BYTES"
         if item.binary:
-            blob = _bytes_blob(array) if strings else array.tobytes()
+            blob = bytes_blob(array) if strings else array.tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -277,7 +303,7 @@ def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def _bytes_blob(array: np.ndarray) -> bytes:
+def bytes_blob(array: np.ndarray) -> bytes:
     """A BYTES tensor in the binary extension's layout: each element's length (uint32 LE), then it."""
     parts = [_as_bytes(v) for v in array.reshape(-1)]
     return b"".join(len(p).to_bytes(4, "little") + p for p in parts)

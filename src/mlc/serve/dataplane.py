@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -28,12 +28,16 @@ from mlc.serve.metrics import MetricsBoard, Slot, VersionMeter
 from mlc.serve.plan import ServedVersion, ServePlan
 from mlc.serve.split import TrafficSplit
 
+if TYPE_CHECKING:
+    from mlc.monitor.collect import Collector
+
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data", "classification", "model_configuration", "statistics")
 # The batcher hands each request its own rows of every output; stamping each batch's start
 # time as one more output row-wise tells every request exactly how long it queued.
 _STARTED = "__mlc_batch_started_ns"
 _INLINE_BELOW_NS = 50_000  # see ServedModel.measure_inline
+Encoded = TypeVar("Encoded")  # a transport's response: REST's body bytes, gRPC's message
 
 
 def _dims(shape: Iterable[Any]) -> list[int]:
@@ -67,14 +71,11 @@ class ServedModel:
         self.scorer = scorer
         self.meter = meter
         self.device = device
-        batch = spec.batch
         self.timed = _TimedScorer(scorer, meter)
         self.inline = False  # see measure_inline
-        self.batcher = DynamicBatcher(
-            self.timed, max_batch_size=batch.max_batch_size,
-            preferred_batch_sizes=batch.preferred_batch_sizes, max_queue_delay_us=batch.max_queue_delay_us,
-            max_queue_rows=batch.max_queue_rows, instances=batch.instances)
+        self.batcher = DynamicBatcher(self.timed, **spec.layout.batcher_options())
         self.input_datatype = datatype_of(scorer.input_dtype)
+        self.active = 0  # requests that chose this version and are not answered: a retired one closes at 0
 
     def tensor_metadata(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         sig = self.scorer.signature
@@ -93,11 +94,16 @@ class ServedModel:
         if datatype != self.input_datatype:
             raise InvalidInputError(f"input {name!r} of model {self.name} is {self.input_datatype}, not {datatype}")
         if x.ndim == 0:
-            raise InvalidInputError(f"input {name!r} needs a shape with a row dimension, not []")
+            raise InvalidInputError(f"input {name!r} has shape []: a scalar is not a batch of rows",
+                                    "give it a row dimension first: shape [rows, ...]")
         if x.shape[0] == 0:
             raise InvalidInputError(f"input {name!r} has no rows (shape {list(x.shape)})", "send at least one row")
+        if 0 in x.shape[1:]:
+            row = _dims(self.scorer.signature.inputs[0].shape[1:])
+            raise InvalidInputError(f"input {name!r} has an empty dimension (shape {list(x.shape)}): its rows "
+                                    "hold no values", f"model {self.name}'s rows have shape {row}")
         # A request the queue can never hold would be refused as "full, retry later" forever.
-        limit = min(max_rows, self.spec.batch.max_queue_rows)
+        limit = min(max_rows, self.spec.layout.max_queue_rows)
         if x.shape[0] > limit:
             raise InvalidInputError(f"the request has {x.shape[0]} rows; this server takes at most {limit}",
                                     "split it into several requests")
@@ -121,9 +127,11 @@ class ServedModel:
         sooner. As soon as requests overlap they go through the batcher, which then wins by
         batching and by running the model beside the event loop (benchmarks/results/serve_*.md).
         """
-        if self.spec.batch.max_queue_delay_us or self.scorer.signature.inputs[0].shape[1:].count(None):
+        tail = self.scorer.signature.inputs[0].shape[1:]
+        fixed = tuple(dim for dim in tail if isinstance(dim, int))  # None or a symbolic name: a free dimension
+        if self.spec.layout.max_queue_delay_us or len(fixed) != len(tail):
             return
-        row = np.zeros((1, *self.scorer.signature.inputs[0].shape[1:]), dtype=self.scorer.input_dtype)
+        row = np.zeros((1, *fixed), dtype=self.scorer.input_dtype)
         times = []
         for _ in range(15):
             started = time.perf_counter_ns()
@@ -136,7 +144,7 @@ class ServedModel:
 
         alone: no other request is in progress in this worker (see measure_inline).
         """
-        step = self.spec.batch.max_batch_size
+        step = self.spec.layout.max_batch_size
         rows = x.shape[0]
         if alone and self.inline and rows <= step:
             # Metered as _TimedScorer meters a batch, without the start stamp only batched requests need.
@@ -176,28 +184,64 @@ class DataPlane:
         self.models = models
         self.board = board
         self.splits = {name: TrafficSplit(shares) for name, shares in plan.routes.items()}
-        self._by_name: dict[str, tuple[ServedModel, ...]] = {}  # models is fixed from here on
-        for (name, _), model in models.items():
-            self._by_name[name] = (*self._by_name.get(name, ()), model)
-        self._served = ", ".join(sorted(self._by_name))
+        self._index()
         self.ready = True
-        self.active_requests = 0  # HTTP requests this worker has begun and not answered (kept by the app)
+        self.collector: Collector | None = None  # mlc serve --collect: see DataPlane.load
+        self.active_requests = 0  # requests (both transports) begun and not answered, kept by each transport
+
+    def _index(self) -> None:
+        """The lookups derived from models and splits; rebuilt whole on each swap (see swap)."""
+        by_name: dict[str, tuple[ServedModel, ...]] = {}
+        for (name, _), model in self.models.items():
+            by_name[name] = (*by_name.get(name, ()), model)
+        self._by_name = by_name
+        self._served = ", ".join(sorted(by_name))
+
+    @staticmethod
+    def load_version(spec: ServedVersion, plan: ServePlan, board: MetricsBoard,
+                     registry: Registry | None = None) -> ServedModel:
+        """One version's scorer, built and warmed with the threads its layout gives each session
+        (blocking: a running server calls it in a thread, beside the event loop)."""
+        registry = registry or Registry.open()
+        path = registry.artifact_path(f"{spec.name}:{spec.version}")
+        target = replace(plan.target, cores=spec.layout.threads)
+        runtime = RuntimePlan.from_record(spec.runtime, target).serving(spec.layout.threads)
+        scorer = Scorer(path, target=target, runtime_plan=runtime)
+        scorer.warmup()
+        model = ServedModel(spec, scorer, board.meter(spec.name, spec.version), plan.target.device)
+        model.measure_inline()
+        return model
+
+    def swap(self, name: str, shares: dict[int, float], added: dict[tuple[str, int], ServedModel],
+             keep: frozenset[tuple[str, int]] = frozenset()) -> list[ServedModel]:
+        """Route NAME's unversioned requests by `shares` from now on, with `added` versions served.
+
+        Called on the event loop, and with no await inside, so every request sees either the
+        old routing or the new one, never a mix. Returns the versions of NAME now out of every
+        route (and not in `keep`): requests that already chose one finish on it; the caller closes
+        it once its `active` count is 0.
+        """
+        models = {**self.models, **added}
+        retired = [m for key, m in models.items()
+                   if key[0] == name and key[1] not in shares and key not in keep]
+        for model in retired:
+            del models[(model.name, model.version)]
+        self.models = models
+        self.splits = {**self.splits, name: TrafficSplit(shares)}
+        self._index()
+        return retired
 
     @classmethod
     def load(cls, plan: ServePlan, board: MetricsBoard) -> DataPlane:
         """Build and warm every version's scorer with the threads its plan gives each session."""
         registry = Registry.open()
-        models = {}
-        for spec in plan.versions:
-            path = registry.artifact_path(f"{spec.name}:{spec.version}")
-            target = replace(plan.target, cores=spec.batch.threads)
-            runtime = RuntimePlan.from_dict(spec.runtime or {}, target).serving(spec.batch.threads)
-            scorer = Scorer(path, target=target, runtime_plan=runtime)
-            scorer.warmup()
-            model = ServedModel(spec, scorer, board.meter(spec.name, spec.version), plan.target.device)
-            model.measure_inline()
-            models[(spec.name, spec.version)] = model
-        return cls(plan, models, board)
+        models = {(spec.name, spec.version): cls.load_version(spec, plan, board, registry) for spec in plan.versions}
+        plane = cls(plan, models, board)
+        if plan.collect is not None:
+            from mlc.monitor.serving import start_collector
+
+            plane.collector = start_collector(plan.collect, models, board.directory)
+        return plane
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -249,7 +293,7 @@ class DataPlane:
         such as a label becomes dims [1] reshaped to [].
         """
         model = self._default(name) if version is None else self.get(name, version)
-        batch = model.spec.batch
+        layout = model.spec.layout
 
         def tensors(specs: Iterable[Any]) -> list[dict[str, Any]]:
             out = []
@@ -268,42 +312,57 @@ class DataPlane:
             "platform": PLATFORM,
             "backend": "onnxruntime",
             "version_policy": {"specific": {"versions": [str(m.version) for m in self._versions_of(name)]}},
-            "max_batch_size": batch.max_batch_size,
+            "max_batch_size": layout.max_batch_size,
             "input": [{**t, "format": "FORMAT_NONE"} for t in tensors(sig.inputs)],
             "output": tensors(sig.outputs),
-            "dynamic_batching": {"preferred_batch_size": list(batch.preferred_batch_sizes),
-                                 "max_queue_delay_microseconds": batch.max_queue_delay_us},
-            "instance_group": [{"name": f"{name}_0", "count": batch.instances,
+            "dynamic_batching": {"preferred_batch_size": list(layout.preferred_batch_sizes),
+                                 "max_queue_delay_microseconds": layout.max_queue_delay_us},
+            "instance_group": [{"name": f"{name}_0", "count": layout.instances,
                                 "kind": "KIND_GPU" if model.device == "gpu" else "KIND_CPU"}],
-            "parameters": {"mlc_batch_settings_from": {"string_value": batch.source}},
+            # Beyond Triton's fields, the rest of the layout, so `mlc profile --url` reports what it measured.
+            "parameters": {"mlc_batch_settings_from": {"string_value": model.spec.layout_from},
+                           "mlc_workers": {"string_value": str(layout.workers)},
+                           "mlc_intra_op_threads": {"string_value": str(layout.threads)}},
         }
 
     def model_stats(self, name: str | None, version: str | None) -> dict[str, Any]:
         chosen = tuple(self.models.values()) if name is None else self._selected(name, version)
         keys = [(m.name, m.version) for m in chosen]
-        return triton_model_stats(self.board.snapshot(), self.board.layout, keys)
+        return triton_model_stats(self.board.snapshot(), self.board.current_layout(), keys)
 
     def repository_index(self) -> list[dict[str, Any]]:
         return [{"name": m.name, "version": str(m.version), "state": "READY" if self.ready else "UNAVAILABLE"}
                 for m in self.models.values()]
 
     def metrics_text(self) -> str:
-        return prometheus_text(self.board.snapshot(), self.board.layout)
+        text = prometheus_text(self.board.snapshot(), self.board.current_layout())
+        return text + self.collector.prometheus() if self.collector is not None else text
 
     # -- inference ---------------------------------------------------------------------------
 
     async def infer(self, name: str, version: str | None, body: bytes, json_length: int | None,
                     arrived_ns: int) -> tuple[bytes, int | None]:
-        """Decode, batch, run and encode one request; counts it as a success or by failure kind."""
+        """One REST request: its body decoded, and the response body (with the JSON header's length
+        when binary outputs follow it)."""
+        return await self.infer_with(
+            name, version, lambda: decode_request(body, json_length),
+            lambda model, request, outputs: encode_response(name, str(model.version), outputs, request), arrived_ns)
+
+    async def infer_with(self, name: str, version: str | None, decode: Callable[[], InferRequest],
+                         encode: Callable[[ServedModel, InferRequest, dict[str, np.ndarray]], Encoded],
+                         arrived_ns: int) -> Encoded:
+        """Decode, batch, run and encode one request of any transport; counts it as a success or by
+        failure kind. `encode` gets the outputs after classification; its failures count too."""
         model = self.get(name, version)
         meter = model.meter
+        model.active += 1
         try:
-            request = decode_request(body, json_length)
+            request = decode()
             x = model.input_array(request, self.plan.max_request_rows)
             decoded = time.perf_counter_ns()
             outputs, queue_ns, infer_ns = await model.run(x, alone=await self._alone() if model.inline else False)
             inferred = time.perf_counter_ns()
-            payload = encode_response(name, str(model.version), model.classified(outputs, request), request)
+            payload = encode(model, request, model.classified(outputs, request))
         except QueueFullError:
             meter.failure(Slot.QUEUE_FULL, time.perf_counter_ns() - arrived_ns)
             raise
@@ -314,8 +373,13 @@ class DataPlane:
         except Exception:
             meter.failure(Slot.SERVER_ERROR, time.perf_counter_ns() - arrived_ns)
             raise
+        finally:
+            model.active -= 1
         done = time.perf_counter_ns()
         meter.success(done - arrived_ns, x.shape[0], decoded - arrived_ns, queue_ns, infer_ns, done - inferred)
+        if self.collector is not None:  # a reference on a queue; the writer thread does the rest
+            arm = model.version if version is None else None
+            self.collector.offer(model.name, model.version, arm, request.request_id, x, outputs)
         return payload
 
     async def _alone(self) -> bool:
@@ -331,4 +395,6 @@ class DataPlane:
         self.ready = False
         for model in self.models.values():
             model.batcher.close()
+        if self.collector is not None:  # after the batchers: every answered request has been offered
+            self.collector.close()
         self.board.close()

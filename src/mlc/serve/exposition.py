@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mlc.serve.metrics import LATENCY_BUCKETS, STATUS_CODES, Layout, Slot
+from mlc.serve.metrics import GRPC_CODES, LATENCY_BUCKETS, STATUS_CODES, Layout, Slot
 
 _OUTCOMES = (("success", Slot.SUCCESS), ("client_error", Slot.CLIENT_ERROR),
              ("queue_full", Slot.QUEUE_FULL), ("server_error", Slot.SERVER_ERROR))
@@ -43,6 +43,9 @@ def prometheus_text(snapshot: np.ndarray, layout: Layout) -> str:
     server = snapshot[layout.server_row]
     for index, code in enumerate((*STATUS_CODES, "other")):
         lines.append(f'mlc_http_responses_total{{code="{code}"}} {_num(server[index])}')
+    family("mlc_grpc_responses_total", "counter", "gRPC responses by status code, every method.")
+    for index, name in enumerate((*GRPC_CODES, "other"), start=len(STATUS_CODES) + 1):
+        lines.append(f'mlc_grpc_responses_total{{code="{name}"}} {_num(server[index])}')
 
     family("mlc_inference_requests_total", "counter", "Inference requests by model, version and outcome.")
     for row, (name, version) in enumerate(layout.keys):

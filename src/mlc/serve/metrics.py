@@ -5,10 +5,17 @@ therefore counts into its own memory-mapped file and answers with the sum over a
 A worker's event-loop thread writes its request counters and its batcher threads write the
 batch counters (under a lock), so each slot has one writer and needs no cross-process lock.
 A restarted worker reopens its file and keeps counting, so counters never go backwards.
+
+Versions loaded while serving (`mlc serve NAME@ALIAS` following its alias, a rollout's new
+split) count into spare rows laid out up front: the row a new version takes is claimed in a
+small shared file under a lock, so every worker that loads it counts into the same row whatever
+order they load in, and a scrape labels the row from that file.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import threading
 import time
 from bisect import bisect_left
@@ -16,14 +23,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+
+from mlc.errors import ConflictError
 
 # Request latency buckets, in seconds (Prometheus' `le` bounds).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
 # HTTP status codes counted server-wide; anything else counts as "other".
-STATUS_CODES = (200, 400, 404, 405, 413, 500, 503)
+STATUS_CODES = (200, 400, 401, 404, 405, 413, 500, 503)
+# gRPC status codes counted server-wide (after the HTTP ones in the server row), the same way.
+GRPC_CODES = ("OK", "INVALID_ARGUMENT", "UNAUTHENTICATED", "NOT_FOUND", "UNIMPLEMENTED", "FAILED_PRECONDITION",
+              "RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL")
+_GRPC_AT = len(STATUS_CODES) + 1
+SPARE_ROWS = 16  # versions a running server can add (alias moves, rollouts) before it must restart
+_CLAIMS = "versions.json"  # the rows versions loaded while serving have claimed, in order
 
 
 class Slot(IntEnum):
@@ -51,6 +67,13 @@ class Layout:
 
     keys: tuple[tuple[str, int], ...]  # (model name, version) per row; the last row is server-wide
     max_batch_size: int
+    spare: int = 0  # rows after keys for versions loaded while serving; keys grow into them
+
+    def adding(self, more: tuple[tuple[str, int], ...]) -> Layout:
+        """This layout with `more` versions in its spare rows (the shape, server row included, stays)."""
+        if len(more) > self.spare:
+            raise ValueError(f"{len(more)} versions do not fit in {self.spare} spare rows")
+        return Layout(keys=self.keys + more, max_batch_size=self.max_batch_size, spare=self.spare - len(more))
 
     @property
     def latency_at(self) -> int:
@@ -71,11 +94,11 @@ class Layout:
 
     @property
     def server_row(self) -> int:
-        return len(self.keys)
+        return len(self.keys) + self.spare
 
     @property
     def shape(self) -> tuple[int, int]:
-        return len(self.keys) + 1, self.width
+        return self.server_row + 1, self.width
 
 
 class VersionMeter:
@@ -124,21 +147,61 @@ class MetricsBoard:
         self.layout = layout
         self._pattern = "worker-*.f64"
         path = self.directory / f"worker-{worker}.f64"
-        mode = "r+" if path.exists() and path.stat().st_size == np.prod(layout.shape) * 8 else "w+"
+        mode: Literal["r+", "w+"] = "r+" if path.exists() and path.stat().st_size == np.prod(layout.shape) * 8 else "w+"
         self._mine = np.memmap(path, dtype=np.float64, mode=mode, shape=layout.shape)
         self._mine[:, Slot.PENDING_ROWS] = 0.0  # gauges describe this process, which starts empty
         # Plain ndarray views of the mapping: np.memmap's own indexing costs microseconds per update.
         counters = self._mine.view(np.ndarray)
+        self._counters = counters
         self._meters = {key: VersionMeter(counters[i], layout) for i, key in enumerate(layout.keys)}
         self._server = counters[layout.server_row]
+        self._meters_lock = threading.Lock()  # versions are loaded in threads beside the event loop
 
     def meter(self, name: str, version: int) -> VersionMeter:
-        return self._meters[(name, version)]
+        """The counters of a version; one loaded while serving claims a spare row shared by every worker."""
+        key = (name, version)
+        with self._meters_lock:
+            if key not in self._meters:
+                row = self._claim(key)
+                self._meters[key] = VersionMeter(self._counters[row], self.layout)
+            return self._meters[key]
+
+    def _claim(self, key: tuple[str, int]) -> int:
+        """The row of `key` in every worker's file: its claim in the shared claims file, made now if none."""
+        with open(self.directory / f"{_CLAIMS}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            claimed = self._claimed()
+            if key not in claimed:
+                if len(claimed) >= self.layout.spare:
+                    raise ConflictError(
+                        f"this server has counted {len(claimed)} versions loaded while serving, all it laid out "
+                        f"rows for; cannot meter {key[0]}:{key[1]}",
+                        "restart mlc serve to serve it (its metrics are laid out again at start)")
+                claimed.append(key)
+                path = self.directory / _CLAIMS
+                path.with_suffix(".tmp").write_text(json.dumps([list(k) for k in claimed]))
+                path.with_suffix(".tmp").replace(path)
+            return len(self.layout.keys) + claimed.index(key)
+
+    def _claimed(self) -> list[tuple[str, int]]:
+        path = self.directory / _CLAIMS
+        if not path.exists():
+            return []
+        return [(str(n), int(v)) for n, v in json.loads(path.read_text())]
+
+    def current_layout(self) -> Layout:
+        """The layout with the versions any worker has loaded while serving: what a scrape labels."""
+        return self.layout.adding(tuple(self._claimed()))
 
     def response(self, status: int) -> None:
         """Count one HTTP response by status code (server-wide, whatever the route)."""
         index = STATUS_CODES.index(status) if status in STATUS_CODES else len(STATUS_CODES)
         self._server[index] += 1
+
+    def grpc_response(self, code: str) -> None:
+        """Count one gRPC response by status code name (server-wide, whatever the method)."""
+        index = GRPC_CODES.index(code) if code in GRPC_CODES else len(GRPC_CODES)
+        self._server[_GRPC_AT + index] += 1
 
     def snapshot(self) -> np.ndarray:
         """Every worker's counters added up (last-inference time: the latest of them)."""

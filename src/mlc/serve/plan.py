@@ -1,52 +1,36 @@
 """What a server will serve, decided once in the parent process from flags, registry and profile.
 
 The plan is plain frozen data so it crosses into spawned worker processes unchanged: every
-worker serves the same versions with the same batcher settings and the same traffic split.
+worker serves the same versions with the same layouts (serve/layout.py: batcher, instances,
+threads) and the same traffic split.
 Resolving here, before any worker starts, turns every mistake (unknown model, a pickle that
 was never compiled, shares that do not add up) into one CLI error instead of N crashing workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.config import Settings
 from mlc.errors import UsageError
+from mlc.monitor.collect import CollectSettings
 from mlc.registry import ModelVersion, Registry, parse_ref
+from mlc.registry.records import RecommendationRecord, RuntimeRecord
 from mlc.runtime.scorer import RuntimePlan
+from mlc.serve.layout import DEFAULT_DELAY_US, DEFAULT_MAX_BATCH, ServingLayout, share_of_cores
+from mlc.serve.security import Security
 from mlc.serve.split import SplitSpec
 from mlc.targets import HardwareTarget
-
-# The batcher's defaults by device when neither a flag nor a recorded profile says otherwise:
-# on a CPU small batches keep latency low; a GPU needs large ones to be worth a launch.
-_DEFAULT_MAX_BATCH = {"cpu": 64, "gpu": 1024}
-# No added wait by default, as in Triton: a batch runs as soon as an instance is free, and the
-# requests that arrive while it runs form the next one, so batches grow with load on their own
-# while a lone request pays nothing (a fixed delay cost ~0.5 ms per request at low load here).
-_DEFAULT_DELAY_US = 0
-_MIN_QUEUE_ROWS = 4096
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """How one version is served: its batcher, and the model instances and threads behind it."""
-
-    max_batch_size: int
-    max_queue_delay_us: int
-    preferred_batch_sizes: tuple[int, ...]
-    instances: int  # batcher workers, each running whole batches on the shared session
-    threads: int  # ONNX Runtime intra-op (and tree kernel) threads per session
-    max_queue_rows: int
-    source: str  # where the numbers came from: "flags", "profile of NAME:V", "target cpu-2"
 
 
 @dataclass(frozen=True)
 class ServedVersion:
     name: str
     version: int
-    batch: BatchSettings
-    runtime: dict[str, Any] | None  # the runtime plan `mlc optimize` recorded, if any
+    layout: ServingLayout  # its batcher, instances and threads, and the server's workers
+    layout_from: str  # where the layout's numbers came from: "flags, else profile of NAME:V", "target cpu-2"
+    runtime: RuntimeRecord | None  # the runtime plan `mlc optimize` recorded, if any
     note: str = ""
     classes: tuple[Any, ...] | None = None  # the registered signature's class labels, for classification
 
@@ -70,6 +54,10 @@ class ServeOptions:
     instances: int | None = None
     threads: int | None = None
     splits: tuple[SplitSpec, ...] = ()
+    collect: CollectSettings | None = None  # --collect DIR and its settings
+    grpc_port: int | None = None  # None: no gRPC server; 0: a free port
+    security: Security = field(default_factory=Security)
+    poll_interval: float = 5.0  # seconds between polls of the registry (aliases, deployments); 0: on SIGHUP only
 
 
 @dataclass(frozen=True)
@@ -83,32 +71,26 @@ class ServePlan:
     max_request_rows: int
     host: str
     port: int
+    collect: CollectSettings | None = None  # None: nothing collected
+    grpc_port: int | None = None  # None: REST only
+    security: Security = field(default_factory=Security)
+    # What a running server keeps following (serve/follow.py): name -> the alias its routes follow,
+    # or None for its recorded deployment (mlc rollout); versions named NAME:V stay loaded whatever moves.
+    follow: dict[str, str | None] = field(default_factory=dict)
+    pinned: frozenset[tuple[str, int]] = frozenset()
+    poll_interval: float = 5.0
+    options: ServeOptions | None = None  # the flags, for the layout of a version loaded while serving
 
 
-def servable(registry: Registry, mv: ModelVersion) -> tuple[ModelVersion, str]:
-    """mv itself when it is ONNX, else its latest optimized descendant; refuses a framework model."""
-    if str(mv.format).lower() == "onnx":
-        return mv, ""
-    compiled = [v for v in registry.list(mv.name)
-                if v.version > mv.version and str(v.format).lower() == "onnx"
-                and (v.source or {}).get("parent") == mv.ref]
-    if compiled:
-        best = compiled[-1]
-        return best, f"{mv.ref} is a {mv.framework} {mv.format} model: serving its optimized version {best.ref}"
-    raise UsageError(
-        f"{mv.ref} is a {mv.framework} {mv.format} model, and mlc serves ONNX versions only",
-        f"compile it first with: mlc optimize {mv.ref}  (then serve the version it registers)")
-
-
-def _recommendation(mv: ModelVersion, target: HardwareTarget) -> tuple[dict[str, Any], str]:
+def _recommendation(mv: ModelVersion, target: HardwareTarget) -> tuple[RecommendationRecord | None, str]:
     """What `mlc profile` recommended for this version on this target; a profile of another target
     is not used (its layout would not fit these cores), and the note says so."""
-    profile = (mv.metrics or {}).get("profile") or {}
-    recommendation = profile.get("recommendation") or {}
-    measured_on = profile.get("target")
+    profile = mv.metrics.profile
+    recommendation = profile.recommendation if profile else None
+    measured_on = profile.target if profile else None
     if recommendation and measured_on and measured_on != target.name:
-        return {}, (f"its profile is for target {measured_on}, not {target.name}, and is not used "
-                    f"(serve with --target {measured_on}, or run mlc profile {mv.ref} --target {target.name})")
+        return None, (f"its profile is for target {measured_on}, not {target.name}, and is not used "
+                      f"(serve with --target {measured_on}, or run mlc profile {mv.ref} --target {target.name})")
     return recommendation, ""
 
 
@@ -117,42 +99,41 @@ class _Version:
     """A version on its way into the plan: settings resolve once every version (and so workers) is known."""
 
     mv: ModelVersion
-    recommendation: dict[str, Any]
+    recommendation: RecommendationRecord | None
     notes: list[str]
 
 
-def _batch_settings(version: _Version, options: ServeOptions, target: HardwareTarget, settings: Settings,
-                    workers: int) -> BatchSettings:
-    mv, profile = version.mv, version.recommendation
-    max_batch = options.max_batch_size or profile.get("max_batch_size") or _DEFAULT_MAX_BATCH[target.device]
+def _layout(version: _Version, options: ServeOptions, target: HardwareTarget, settings: Settings,
+            workers: int) -> tuple[ServingLayout, str]:
+    """Each setting from its flag, else the version's profile, else the target's default; the layout's
+    own rules (queue, preferred sizes, range) are ServingLayout's. Returns it and where it came from."""
+    mv, profile = version.mv, version.recommendation or RecommendationRecord()
+    max_batch = int(options.max_batch_size or profile.max_batch_size or DEFAULT_MAX_BATCH[target.device])
     delay = options.max_queue_delay_us
     if delay is None:
-        delay = profile.get("max_queue_delay_us", _DEFAULT_DELAY_US)
-    preferred = tuple(int(b) for b in profile.get("preferred_batch_sizes") or () if int(b) <= int(max_batch))
-    # A request may carry up to max_request_rows rows; a smaller queue would refuse it forever.
-    queue_rows = options.max_queue_rows or max(_MIN_QUEUE_ROWS, settings.max_request_rows, 4 * int(max_batch))
-    instances = int(options.instances or profile.get("instances") or 1)
+        delay = DEFAULT_DELAY_US if profile.max_queue_delay_us is None else profile.max_queue_delay_us
+    instances = int(options.instances or profile.instances or 1)
     # The profile's threads belong to its layout: only where workers and instances are also the
     # profile's. Otherwise the worker's share of the cores, within what `mlc optimize` chose.
     measured_layout = (options.instances is None and options.workers is None
-                       and int(profile.get("workers") or 1) == workers)
-    recorded = RuntimePlan.from_dict((mv.source or {}).get("runtime") or {}, target).session.intra_op_threads
-    threads = int(options.threads or (measured_layout and profile.get("intra_op_threads"))
-                  or min(recorded, max(1, target.cores // (workers * instances))))
-    flags = (options.max_batch_size, options.max_queue_delay_us, options.instances, options.threads,
-             options.workers)
-    fallback = f"profile of {mv.ref}" if profile else f"target {target.name}"
+                       and (profile.workers or 1) == workers)
+    recorded = RuntimePlan.from_record(mv.source.runtime, target).session.intra_op_threads
+    threads = int(options.threads or (measured_layout and profile.intra_op_threads)
+                  or share_of_cores(target.cores, workers, instances, at_most=recorded))
+    flags = (options.max_batch_size, options.max_queue_delay_us, options.max_queue_rows, options.instances,
+             options.threads, options.workers)
+    fallback = f"profile of {mv.ref}" if version.recommendation else f"target {target.name}"
     source = f"flags, else {fallback}" if any(flag is not None for flag in flags) else fallback
-    if int(max_batch) < 1 or int(delay) < 0 or queue_rows < int(max_batch):
-        raise UsageError(f"batcher settings for {mv.ref} are out of range: max_batch_size={max_batch}, "
-                         f"max_queue_delay_us={delay}, max_queue_rows={queue_rows}",
-                         "the queue must hold at least one full batch (max_queue_rows >= max_batch_size)")
-    if workers * instances * threads > target.cores:
-        version.notes.append(f"{workers} worker(s) x {instances} instance(s) x {threads} thread(s) is more "
-                             f"threads than target {target.name}'s {target.cores} cores: they will contend")
-    return BatchSettings(
-        max_batch_size=int(max_batch), max_queue_delay_us=int(delay), preferred_batch_sizes=preferred,
-        instances=instances, threads=threads, max_queue_rows=int(queue_rows), source=source)
+    try:
+        layout = ServingLayout.of(
+            max_batch_size=max_batch, max_queue_delay_us=delay, instances=instances, threads=threads, workers=workers,
+            preferred_batch_sizes=profile.preferred_batch_sizes, max_queue_rows=options.max_queue_rows,
+            max_request_rows=settings.max_request_rows)
+    except UsageError as exc:
+        raise UsageError(f"{mv.ref}: {exc.message}", exc.hint) from None
+    if note := layout.contention(target.name, target.cores):
+        version.notes.append(note)
+    return layout, source
 
 
 class _Planner:
@@ -161,13 +142,16 @@ class _Planner:
         self.versions: dict[tuple[str, int], _Version] = {}
         self.routes: dict[str, dict[int, float]] = {}
         self.splits: dict[str, dict[int, float]] = {}
+        self.follow: dict[str, str | None] = {}
+        self.pinned: set[tuple[str, int]] = set()
 
     def add(self, mv: ModelVersion) -> ModelVersion:
-        served, note = servable(self.registry, mv)
+        resolved = self.registry.served(mv)
+        served = resolved.version
         key = (served.name, served.version)
         if key not in self.versions:
             recommendation, profile_note = _recommendation(served, self.target)
-            self.versions[key] = _Version(served, recommendation, [n for n in (note, profile_note) if n])
+            self.versions[key] = _Version(served, recommendation, [n for n in (resolved.note, profile_note) if n])
         return served
 
     def add_split(self, spec: SplitSpec) -> None:
@@ -180,6 +164,7 @@ class _Planner:
             shares[version] = shares.get(version, 0.0) + percent
         self.routes[spec.name] = shares
         self.splits[spec.name] = shares
+        self.follow[spec.name] = None
 
     def add_ref(self, ref: str) -> None:
         parsed = parse_ref(ref)
@@ -193,10 +178,16 @@ class _Planner:
                     served = self.add(self.registry.get(f"{parsed.name}:{version}"))
                     shares[served.version] = shares.get(served.version, 0.0) + percent
                 self.routes[parsed.name] = shares
+                self.follow[parsed.name] = None
                 return
         served = self.add(self.registry.get(ref))
+        if parsed.version is not None:
+            self.pinned.add((served.name, served.version))
         # The first version named for a model answers requests that name no version.
-        self.routes.setdefault(served.name, {served.version: 100.0})
+        if served.name not in self.routes:
+            self.routes[served.name] = {served.version: 100.0}
+            if parsed.version is None:  # NAME@ALIAS follows its alias; a bare NAME, a deployment recorded later
+                self.follow[served.name] = parsed.alias
 
 
 def record_splits(plan: ServePlan, registry: Registry) -> None:
@@ -221,14 +212,33 @@ def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget
     pending = list(planner.versions.values())
     # Workers are processes that each serve every version: one number for the server, the
     # largest any served version's profile recommends unless --workers says otherwise.
-    workers = options.workers or max(int(v.recommendation.get("workers") or 1) for v in pending)
+    workers = options.workers or max((v.recommendation and v.recommendation.workers) or 1 for v in pending)
     versions = []
     for v in pending:
-        batch = _batch_settings(v, options, target, settings, workers)
-        versions.append(ServedVersion(name=v.mv.name, version=v.mv.version, batch=batch,
-                                      runtime=(v.mv.source or {}).get("runtime"), note="; ".join(v.notes),
+        layout, layout_from = _layout(v, options, target, settings, workers)
+        versions.append(ServedVersion(name=v.mv.name, version=v.mv.version, layout=layout, layout_from=layout_from,
+                                      runtime=v.mv.source.runtime, note="; ".join(v.notes),
                                       classes=v.mv.signature.classes))
     return ServePlan(
         versions=tuple(versions), routes=planner.routes, splits=planner.splits, target=target, workers=workers,
         max_request_bytes=settings.max_request_bytes, max_request_rows=settings.max_request_rows,
-        host=options.host, port=options.port)
+        collect=options.collect,
+        host=options.host, port=options.port, grpc_port=options.grpc_port, security=options.security,
+        follow=planner.follow, pinned=frozenset(planner.pinned), poll_interval=options.poll_interval, options=options)
+
+
+def spec_while_serving(plan: ServePlan, mv: ModelVersion, running: ServedVersion, settings: Settings,
+                       note: str = "") -> ServedVersion:
+    """How a version loaded while serving (an alias moved, a rollout) is served: with its own profile's
+    layout for this target when it has one, else the layout the name runs with now (the worker count
+    is the running server's either way). `layout_from` says which, for the log."""
+    recommendation, profile_note = _recommendation(mv, plan.target)
+    notes = [n for n in (note, profile_note) if n]
+    if recommendation is not None:
+        layout, layout_from = _layout(_Version(mv, recommendation, notes), plan.options or ServeOptions(refs=()),
+                                      plan.target, settings, plan.workers)
+    else:
+        layout, layout_from = running.layout, f"the running layout of {running.ref} ({mv.ref} has no profile " \
+                                              f"for target {plan.target.name})"
+    return ServedVersion(name=mv.name, version=mv.version, layout=layout, layout_from=layout_from,
+                         runtime=mv.source.runtime, note="; ".join(notes), classes=mv.signature.classes)

@@ -11,8 +11,10 @@ score, how many base values) is decided here, at build time, so the graph only b
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -34,13 +36,13 @@ class GraphBuilder:
         self._count += 1
         return f"{self.prefix}{hint}_{self._count}"
 
-    def const(self, value: np.ndarray | float | int, dtype: type | None = None) -> str:
+    def const(self, value: npt.ArrayLike, dtype: npt.DTypeLike | None = None) -> str:
         array = np.asarray(value, dtype=dtype)
         name = self.name("c")
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs: Any) -> str:
         out = out or self.name(op_type.lower())
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
         return out
@@ -82,7 +84,10 @@ def finish(g: GraphBuilder, ens: TreeEnsemble, sums: str, has: np.ndarray, label
             sums = g.op("Add", sums, g.const(bases.reshape(1, k)))
         _transform(g, _mask(g, sums, has), ens.post_transform, scores_out)
         return
-    labels = g.const(ens.classlabels if not ens.string_labels else np.array(ens.classlabels.tolist(), object))
+    classlabels = ens.classlabels
+    if classlabels is None:  # parse gives every classifier its labels
+        raise UnsupportedModelError("a tree classifier without class labels")
+    labels = g.const(classlabels if not ens.string_labels else np.array(classlabels.tolist(), object))
     if k > 2:
         _multiclass(g, ens, sums, has, bases, labels, label_out, scores_out)
     else:

@@ -15,8 +15,9 @@ import onnx
 Env = dict[str, np.ndarray]
 Step = Callable[[Env], None]
 
-_CAST = {onnx.TensorProto.FLOAT: np.dtype(np.float32), onnx.TensorProto.DOUBLE: np.dtype(np.float64),
-         onnx.TensorProto.INT64: np.dtype(np.int64)}
+_CAST: dict[int, np.dtype] = {onnx.TensorProto.FLOAT: np.dtype(np.float32),
+                              onnx.TensorProto.DOUBLE: np.dtype(np.float64),
+                              onnx.TensorProto.INT64: np.dtype(np.int64)}
 _ELEM = {np.dtype(np.float32): onnx.TensorProto.FLOAT, np.dtype(np.float64): onnx.TensorProto.DOUBLE,
          np.dtype(np.int64): onnx.TensorProto.INT64, np.dtype(object): onnx.TensorProto.STRING}
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 import onnx
+from numba.core.dispatcher import Dispatcher
 
 from mlc.errors import InvalidInputError
 from mlc.trees import _score
@@ -92,8 +93,11 @@ class TreeKernel:
         self._classlabels = ens.classlabels if ens.string_labels else None
         self._nodes, self._meta, self._values, self._params = _kernel_arrays(ens, packed)
         self._parallel_min = _PARALLEL_MIN_ROWS if self.n_threads > 1 else None
-        self._threads = min(self.n_threads, numba.config.NUMBA_NUM_THREADS)
-        self._score, self._score_parallel = _score.score, _score.score_parallel  # bound in warmup()
+        # numba.config sets its settings through globals(), which its type information cannot show.
+        self._threads = min(self.n_threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        # The dispatchers, bound to their compiled entry points in warmup().
+        self._score: Callable[..., None] = _score.score
+        self._score_parallel: Callable[..., None] = _score.score_parallel
         self._no_label = np.empty(0, np.int64)
         names = list(graph.node.output)
         self._label_name = names[0] if self._classifier else None
@@ -138,7 +142,7 @@ class TreeKernel:
                 return {direct[0][0]: pair[direct[0][1]], direct[1][0]: pair[direct[1][1]]}
             return {name: pair[i] for name, i in direct}
         env = {self._scores_name: out}
-        if self._classifier:
+        if self._label_name is not None:  # a classifier
             env[self._label_name] = label if self._classlabels is None else self._classlabels[label]
         for step in self._steps:
             step(env)
@@ -165,7 +169,7 @@ class TreeKernel:
             self._score_parallel = _entry_point(_score.score_parallel, args)
         compiled = self._compiled_predict() if self._direct is not None else None
         if compiled is not None:
-            self.predict = compiled  # type: ignore[method-assign]
+            self.__dict__["predict"] = compiled  # the instance's own attribute shadows the method
 
     def _compiled_predict(self) -> Callable[[np.ndarray], dict[str, np.ndarray]] | None:
         """predict through the compiled core's TreeCall (about 1 µs less per call than the
@@ -197,7 +201,7 @@ def c_entry(value_dtype: np.dtype, out_dtype: np.dtype) -> numba.core.ccallback.
     return numba.cfunc(signature, cache=True, error_model="numpy")(_score.score_pointers)
 
 
-def _entry_point(dispatcher: numba.core.registry.CPUDispatcher, args: tuple) -> object:
+def _entry_point(dispatcher: Dispatcher, args: tuple) -> Callable[..., None]:
     """The compiled function for these argument types, called without numba's per-call type
     dispatch (a third of the call's overhead at batch 1).
 
@@ -206,7 +210,8 @@ def _entry_point(dispatcher: numba.core.registry.CPUDispatcher, args: tuple) -> 
     """
     signature = tuple(numba.typeof(a) for a in args)
     overload = dispatcher.overloads.get(signature)
-    return overload.entry_point if overload is not None else dispatcher
+    # CompileResult is a namedtuple built from a list of field names, which its type information cannot read.
+    return overload.entry_point if overload is not None else dispatcher  # type: ignore[attr-defined]
 
 
 def _kernel_arrays(ens: TreeEnsemble, packed: PackedForest) -> tuple[np.ndarray, ...]:

@@ -215,8 +215,8 @@ def pack(ens: TreeEnsemble) -> PackedForest:
     starts = np.cumsum([0] + [len(lv) for lv, _ in levels])
     child_old = np.full(total, -1, np.int64)
     for d, (lv, _) in enumerate(levels[:-1]):
-        branch = np.flatnonzero(~is_leaf[lv])
-        child_old[starts[d] + branch] = starts[d + 1] + 2 * np.arange(len(branch))
+        branch_slots = np.flatnonzero(~is_leaf[lv])
+        child_old[starts[d] + branch_slots] = starts[d + 1] + 2 * np.arange(len(branch_slots))
     # Reorder tree by tree, keeping breadth-first order inside a tree (and siblings adjacent).
     order = np.lexsort((np.arange(total), tree))
     new_of_old = np.empty(total, np.int64)

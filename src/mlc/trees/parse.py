@@ -318,7 +318,7 @@ TAIL_OPS = {
     ("", "Exp"), ("", "Sigmoid"), ("", "Reshape"),
     (ML_DOMAIN, "Normalizer"), (ML_DOMAIN, "ArrayFeatureExtractor"),
 }
-_CASTS_IN = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+_CASTS_IN: dict[int, type[np.floating]] = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
 
 
 @dataclass(frozen=True, eq=False)
