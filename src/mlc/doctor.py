@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -89,6 +90,25 @@ def extension_status() -> dict[str, Any]:
         return {"loaded": False, "error": str(exc).splitlines()[0]}
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU as a bench gate tells hosts apart: name with family, model and stepping where Linux says them.
+
+    `platform.processor()` is empty on Linux and `platform.machine()` only says "x86_64", so two hosts
+    whose ratios differ (a Zen 3 and a Zen 4 both named "AMD EPYC" by their hypervisor) looked alike.
+    """
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or fields.get("Processor") or platform.machine()
+    detail = [f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if fields.get(k)]
+    return f"{name} ({', '.join(detail)})" if detail else name
+
+
 def collect() -> dict[str, Any]:
     vm = psutil.virtual_memory()
     return {
@@ -99,7 +119,7 @@ def collect() -> dict[str, Any]:
             "logical_cores": psutil.cpu_count(logical=True),
             "physical_cores": psutil.cpu_count(logical=False),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "model": platform.processor() or platform.machine(),
+            "model": cpu_model(),
         },
         "memory_gib": round(vm.total / 2**30, 1),
         "onnxruntime": onnxruntime_install(),

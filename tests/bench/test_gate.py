@@ -32,7 +32,8 @@ def test_a_slowed_engine_fails_the_gate_against_the_committed_baseline(tmp_path,
     result = json.loads(gate.stdout)
     regressions = [c for c in result["changes"] if c["gated"] and c["verdict"] == "regression"]
     assert regressions and all(c["metric"].startswith("mlc/") for c in regressions)
-    assert all(c["note"].startswith("judged by ") for c in regressions if c["kind"] == "ratio")
+    # Judged by a named reference on the baseline's host; on another, beyond +50% against every reference.
+    assert all(c["note"].startswith(("judged by ", "another host")) for c in regressions if c["kind"] == "ratio")
     # Every model of the suite was caught somewhere, not one lucky line.
     assert {c["model"] for c in regressions} == {"logreg", "forest", "mlp"}
 
