@@ -128,13 +128,13 @@ def main() -> None:
             "rows_written": rows,
             "notes": ["1 worker, --workers 1; 1-row JSON requests to a 5-tree forest (4 features)",
                       f"{args.passes} alternating passes of {args.seconds:g} s at {args.connections} connections",
-                      "the machine's 2 cores were shared with other work (other engineers' tests): compare "
-                      "within this run, not with other runs"]}
+                      f"load average {meta['loadavg_1m_at_start']:.2f} at the start (the client, both servers "
+                      "and any other work share the machine's cores): compare within this run, not with other runs"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "collect.json").write_text(json.dumps(data, indent=2) + "\n")
     lines = ["# Collection cost: mlc serve with --collect-sample 1.0 against no collection", "",
              f"Machine: {meta['cpus']} CPUs ({meta['platform']}), load average at start "
-             f"{meta['loadavg_1m_at_start']:.2f}, shared with other work; client: {meta['load_client']}.", "",
+             f"{meta['loadavg_1m_at_start']:.2f}; client: {meta['load_client']}.", "",
              "| server | pass | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
     for i, p in enumerate(points):
         lines.append(f"| {p.server} | {i // 2 + 1} | {p.requests_per_s:,.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "

@@ -56,6 +56,24 @@ def test_rows_written_whole_partitioned_and_readable(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob(".*"))  # no temporary file left behind
 
 
+def test_a_file_of_many_chunks_is_one_table_in_arrival_order(tmp_path: Path) -> None:
+    """Requests are turned into Arrow a chunk at a time, off the rotation; the file reads as if written at once."""
+    from mlc.monitor.collect import _CHUNK_REQUESTS
+
+    requests = 2 * _CHUNK_REQUESTS + 7
+    counts = [1 + i % 3 for i in range(requests)]
+    settings = CollectSettings(tmp_path, rotate_rows=sum(counts))
+    writer = PartitionWriter(settings, FEATURES, Counters(None, 0), FakeClock())
+    for i, rows in enumerate(counts):
+        writer.add(sample(rows, f"r{i}"))
+    assert len(files(tmp_path)) == 1
+    table = read(tmp_path)
+    assert table["request_id"] == [f"r{i}" for i, rows in enumerate(counts) for _ in range(rows)]
+    assert table["row"] == [j for rows in counts for j in range(rows)]
+    assert table["a"] == [4.0 * j for rows in counts for j in range(rows)]
+    assert table["output:label"] == table["row"]
+
+
 def test_rotation_by_time_reads_the_clock(tmp_path: Path) -> None:
     clock = FakeClock()
     writer = PartitionWriter(CollectSettings(tmp_path, rotate_seconds=60), FEATURES, Counters(None, 0), clock)
