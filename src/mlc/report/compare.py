@@ -26,10 +26,10 @@ All of that holds on the baseline's host. On another host (another CPU, or three
 references moved beyond MOVE_LIMIT one way) the same code's ratios move by themselves. Measured with
 one tree on this project's dev host against CI's, whose references ran 2.3x faster and 10x steadier:
 forest mlc/native @b1024 +23% [+20%, +27%], mlc/ort-default +23% [+15%, +26%], mlc/native @b32 +37%,
-logreg mlc/ort-default @b32 +17%. The machine judge
-(mlc's own time over the references' move) read +89% there, so across hosts it is not used: a line
-fails only when it is beyond HOST_SLOWDOWN against every reference. A 2x slowdown still fails on
-any host; finer ones are caught on the baseline's host, which is why the baseline is recorded there.
+logreg mlc/ort-default @b32 +17%. The machine judge (mlc's own time over the references' move) read
++89% there, so across hosts it is not used: a line fails only when it is beyond HOST_SLOWDOWN
+against every reference. A 2x slowdown still fails on any host; finer ones are caught on the
+baseline's host, which is why the baseline is recorded there.
 
 Accuracy (label agreement, output error against the reference) has no repeats: it is
 deterministic for a fixed model and data, so it is compared directly against its threshold.
