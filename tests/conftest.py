@@ -15,6 +15,7 @@ doing. Exploring new examples is a separate, deliberate run: MLC_HYPOTHESIS_PROF
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -34,3 +35,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             f"the test extras {', '.join(missing)} are not installed, and their tests would be skipped: "
             f'install them with pip install -e ".[test]" (or set {ALLOW_MISSING}=1 to skip those tests)')
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registry of the test's own (MLC_HOME under tmp_path), never a PostgreSQL URL from the environment."""
+    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLC_REGISTRY_URL", raising=False)
+    return tmp_path / "home"

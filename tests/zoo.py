@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper
 
 from mlc.loading.model import LoadedModel
 from mlc.signature import tabular
@@ -235,3 +236,30 @@ def names(framework: str | None = None, *, trees: bool | None = None) -> list[st
     if trees is not True:
         found += [name for name in ONNX_MODELS if framework in (None, "onnx")]
     return found
+
+
+def failing_model() -> bytes:
+    """y = table[int(x[:, 0])] on 2 features: ONNX Runtime raises for a row whose first value is outside 0..9.
+
+    A model that fails at inference on chosen rows, for the paths that must survive it (a served 500,
+    a batch-scoring part sent to rejects).
+    """
+    nodes = [
+        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["first"]),
+        helper.make_node("Squeeze", ["first", "axes"], ["col"]),
+        helper.make_node("Cast", ["col"], ["idx"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["table", "idx"], ["y"], axis=0),
+    ]
+    inits = [
+        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("table", TensorProto.FLOAT, [10], [float(i) for i in range(10)]),
+    ]
+    graph = helper.make_graph(
+        nodes, "fails_out_of_range",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -47,13 +47,6 @@ def register(registry: Registry, name: str, estimator: object, task: str) -> Mod
 
 
 @pytest.fixture()
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLC_REGISTRY_URL", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture()
 def data() -> Labelled:
     return make_data()
 

@@ -25,13 +25,6 @@ ROWS = 2000
 
 
 @pytest.fixture()
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLC_REGISTRY_URL", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture()
 def model_file(tmp_path: Path) -> tuple[Path, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(ROWS, 4)).astype(np.float32)

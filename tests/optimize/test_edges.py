@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from mlc.convert import convert, get_converter, native, register_converter
-from mlc.convert.sklearn import SklearnConverter
 from mlc.errors import ParityError
 from mlc.optimize import optimize
 from mlc.optimize.edges import EXTREMES, MISSING, THRESHOLDS, ZEROS, check_edges, edge_families
 from mlc.optimize.flow import _sample_rows
 from mlc.registry import Registry
 from tests import zoo
+from tests.optimize.faulty import ForgetsMissingValues, MovesTies
 
 FAST = {"timing_budget_s": 0.005, "batch_sizes": (1, 16)}
 
@@ -61,30 +61,6 @@ def test_calibration_and_parity_rows_are_disjoint():
     parity, calibration, _ = _sample_rows(x, base, zoo.N_FEATURES)
     assert len(parity) == 150 and len(calibration) == 150
     assert not {r.tobytes() for r in parity} & {r.tobytes() for r in calibration}
-
-
-class ForgetsMissingValues(SklearnConverter):
-    """Converts correctly except that every split sends NaN to its false branch."""
-
-    def convert(self, loaded):
-        model = super().convert(loaded)
-        for node in model.graph.node:
-            for attr in node.attribute:
-                if attr.name == "nodes_missing_value_tracks_true":
-                    attr.ints[:] = [0] * len(attr.ints)
-        return model
-
-
-class MovesTies(SklearnConverter):
-    """Converts correctly except that x <= t becomes x < t: only rows exactly on a threshold differ."""
-
-    def convert(self, loaded):
-        model = super().convert(loaded)
-        for node in model.graph.node:
-            for attr in node.attribute:
-                if attr.name == "nodes_modes":
-                    attr.strings[:] = [b"BRANCH_LT" if m == b"BRANCH_LEQ" else m for m in attr.strings]
-        return model
 
 
 @pytest.mark.parametrize(("converter", "model"), [(ForgetsMissingValues, "sklearn-forest-binary"),

@@ -23,6 +23,7 @@ from mlc.registry import EngineChoice, Registry
 from mlc.runtime.session import SessionConfig
 from mlc.timing import Latency
 from tests import zoo
+from tests.optimize.faulty import ForgetsMissingValues
 
 FAST = {"timing_budget_s": 0.005, "batch_sizes": (1, 16)}
 
@@ -295,18 +296,6 @@ def test_a_forced_tree_strategy_is_the_only_one_tried_on_gpu_targets():
     assert strategies("gemm") == {"gemm"}
     with pytest.raises(UsageError, match="tree strategy"):
         optimize("unused.onnx", target="gpu", tree_strategy="forest-fire")
-
-
-class ForgetsMissingValues(SklearnConverter):
-    """Converts correctly except that every split sends NaN to its false branch."""
-
-    def convert(self, loaded):
-        model = super().convert(loaded)
-        for node in model.graph.node:
-            for attr in node.attribute:
-                if attr.name == "nodes_missing_value_tracks_true":
-                    attr.ints[:] = [0] * len(attr.ints)
-        return model
 
 
 def test_without_data_a_graph_that_routes_missing_values_wrongly_fails_parity(tmp_path, registry):

@@ -36,13 +36,6 @@ def _show(path: Path, *flags: str) -> str:
     return result.stdout
 
 
-@pytest.fixture()
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLC_REGISTRY_URL", raising=False)
-    return tmp_path / "home"
-
-
 def test_bench_prints_what_report_show_prints(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "suite_models", lambda name: TINY_SUITE)
     out = tmp_path / "bench-out"

@@ -20,16 +20,15 @@ from typing import Any
 
 import joblib
 import numpy as np
-import onnx
 import pandas as pd
 import pytest
-from onnx import TensorProto, helper
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlc.registry import Registry
 from mlc.signature import Signature, TensorSpec, tabular
+from tests.zoo import failing_model
 
 FEATURES = ("a", "b", "c", "d")
 ORT_PLAN = {"session": {"intra_op_threads": 2}, "engines": [{"engine": "ort"}]}
@@ -46,28 +45,6 @@ class Models:
 
 def _opset() -> dict[str, int]:
     return {"": 17, "ai.onnx.ml": 3}
-
-
-def _failing() -> bytes:
-    """y = table[int(x[:, 0])]: ONNX Runtime raises for a row whose first value is outside 0..9."""
-    nodes = [
-        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["first"]),
-        helper.make_node("Squeeze", ["first", "axes"], ["col"]),
-        helper.make_node("Cast", ["col"], ["idx"], to=TensorProto.INT64),
-        helper.make_node("Gather", ["table", "idx"], ["y"], axis=0),
-    ]
-    inits = [
-        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("table", TensorProto.FLOAT, [10], [float(i) for i in range(10)]),
-    ]
-    graph = helper.make_graph(nodes, "fails_out_of_range",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +73,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
                       signature=tabular(4, task="classification", classes=[0, 1]))
 
     fails = Signature(inputs=(TensorSpec("x", "float32", (None, 2)),), outputs=(TensorSpec("y", "float32", (None,)),))
-    registry.register("fails", _failing(), format="onnx", framework="onnx", signature=fails)
+    registry.register("fails", failing_model(), format="onnx", framework="onnx", signature=fails)
     return Models(home, forest, logreg)
 
 

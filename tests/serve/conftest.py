@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeRegressor
 
 from mlc.registry import Registry
 from mlc.signature import Signature, TensorSpec, tabular
+from tests.zoo import failing_model
 
 N_FEATURES = 4
 _LISTENING = re.compile(r"listening on https?://([\d.]+):(\d+)")
@@ -53,29 +52,6 @@ def _regressor() -> bytes:
     return to_onnx(model, x[:1], target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString()
 
 
-def _failing_model() -> bytes:
-    """y = table[int(x[:, 0])]: any row whose first value is outside 0..9 makes ONNX Runtime raise."""
-    nodes = [
-        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["first"]),
-        helper.make_node("Squeeze", ["first", "axes"], ["col"]),
-        helper.make_node("Cast", ["col"], ["idx"], to=TensorProto.INT64),
-        helper.make_node("Gather", ["table", "idx"], ["y"], axis=0),
-    ]
-    inits = [
-        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("table", TensorProto.FLOAT, [10], [float(i) for i in range(10)]),
-    ]
-    graph = helper.make_graph(
-        nodes, "fails_out_of_range",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
 @pytest.fixture(scope="session")
 def models() -> dict[str, Any]:
     """Fitted sklearn models by name, to compare served outputs against their own predictions."""
@@ -93,7 +69,7 @@ def mlc_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         reg.register("iris", _classifier(seed)[0], format="onnx", framework="sklearn", signature=sig)
     reg.register("reg", _regressor(), format="onnx", framework="sklearn",
                  signature=tabular(N_FEATURES, task="regression"))
-    reg.register("boom", _failing_model(), format="onnx", framework="onnx", signature=Signature(
+    reg.register("boom", failing_model(), format="onnx", framework="onnx", signature=Signature(
         inputs=(TensorSpec("x", "float32", (None, 2)),), outputs=(TensorSpec("y", "float32", (None,)),)))
     reg.register("legacy", pickle.dumps(_classifier(3)[1]), format="pickle", framework="sklearn", signature=sig)
     return home

@@ -364,20 +364,18 @@ def _judge_across_hosts(lines: list[tuple[Change, _Reference]], limits: Threshol
     between two hosts, so neither excused nor failed.
     """
     limit = max(limits.max_slowdown, HOST_SLOWDOWN)
-    for line, _ref in lines:
-        assert line.change is not None and line.low is not None and line.high is not None
-        if _ratio_verdict(line.change, line.low, line.high, limit) == REGRESSION:
-            line.verdict = REGRESSION
-        elif line.verdict == REGRESSION:
-            line.verdict = UNCLEAR
-    every = all(line.verdict == REGRESSION for line, _ref in lines)
+    beyond = [_ratio_verdict(line.change, line.low, line.high, limit) == REGRESSION  # type: ignore[arg-type]
+              for line, _ref in lines]
+    every = all(beyond)
     judge, why = _judge([ref for _line, ref in lines])
     note = (f"another host than the baseline's: a regression must be beyond +{limit:.0%} against every "
             f"reference ({'it is' if every else 'it is not'}); {why}")
-    for line, ref in lines:
+    for (line, ref), far in zip(lines, beyond, strict=True):
         line.gated = ref is judge
         line.note = note if line.gated else f"not the judge: {note}"
-        if line.verdict == REGRESSION and not every:
+        if far and every:
+            line.verdict = REGRESSION
+        elif far or line.verdict == REGRESSION:
             line.verdict = UNCLEAR
 
 
