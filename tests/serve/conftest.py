@@ -172,6 +172,21 @@ def infer_body(x: np.ndarray, name: str = "X", datatype: str = "FP32", **extra: 
             **extra}
 
 
+def listening_workers(server_pid: int, port: int) -> list[Any]:
+    """The server's child processes listening on `port` (psutil.Process each). A child that exits while it
+    is being looked at (a worker just killed, or its replacement not yet listening) is not one of them."""
+    import psutil
+
+    workers = []
+    for child in psutil.Process(server_pid).children():
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections()):
+                workers.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return workers
+
+
 def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import N_FEATURES, Server, infer_body, wait_until
+from .conftest import N_FEATURES, Server, infer_body, listening_workers, wait_until
 from .test_clients import _perf_analyzer, perf_analyzer_measures
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
@@ -264,13 +264,10 @@ def test_grpc_port_must_differ_from_the_http_port(mlc_home):
 
 
 def test_workers_each_serve_grpc_on_the_shared_port(start_server):
-    import psutil
-
     srv = start_server("reg", "--workers", "2", "--grpc-port", "0")
     url = grpc_url(srv)
     port = int(url.rsplit(":", 1)[1])
-    workers = [child for child in psutil.Process(srv.proc.pid).children()
-               if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections())]
+    workers = listening_workers(srv.proc.pid, port)
     assert len(workers) == 2
     cpu_before = [sum(w.cpu_times()[:2]) for w in workers]
     n = 60

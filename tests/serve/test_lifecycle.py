@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from .conftest import N_FEATURES, infer_body, wait_until
+from .conftest import N_FEATURES, infer_body, listening_workers, wait_until
 
 ROWS = np.random.default_rng(5).normal(size=(4, N_FEATURES)).astype(np.float32)
 
@@ -23,8 +23,7 @@ def _post(srv, path: str, body: dict) -> tuple[int, dict]:
 
 def test_workers_share_the_port_and_report_one_set_of_counters(start_server):
     srv = start_server("reg", "--workers", "2")
-    workers = [child for child in psutil.Process(srv.proc.pid).children()
-               if any(c.status == psutil.CONN_LISTEN and c.laddr.port == srv.port for c in child.net_connections())]
+    workers = listening_workers(srv.proc.pid, srv.port)
     assert len(workers) == 2
     cpu_before = [sum(w.cpu_times()[:2]) for w in workers]
     n = 120
@@ -42,8 +41,7 @@ def test_a_worker_that_dies_is_replaced(start_server):
     srv = start_server("reg", "--workers", "2")
 
     def listening() -> set[int]:
-        return {child.pid for child in psutil.Process(srv.proc.pid).children()
-                if any(c.status == psutil.CONN_LISTEN and c.laddr.port == srv.port for c in child.net_connections())}
+        return {worker.pid for worker in listening_workers(srv.proc.pid, srv.port)}
 
     first = listening()
     victim = min(first)
