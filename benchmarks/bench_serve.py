@@ -261,7 +261,7 @@ def run_ort_per_request(onnx_path: str, port: int) -> None:
 def run_grpc_floor(port: int) -> None:
     """The transport's ceiling: a bare grpc.aio server on uvloop (as mlc serve runs it) that reads each
     ModelInfer's raw input into numpy and answers one fixed reply. No model, batcher, validation or
-    metrics: what any Python gRPC server can reach on this machine with this client, not a peer."""
+    metrics: what grpcio's asyncio server carries on this machine with this client, not a peer."""
     import grpc
     import uvloop
     from google.protobuf import json_format
@@ -863,8 +863,8 @@ def bench_grpc(seconds: float, concurrencies: tuple[int, ...], mlserver: str, ma
             "Every server's labels were checked against the model's predict() on 64 rows over both transports "
             "before timing (same output), except the bare grpc.aio server's, a fixed reply.",
             f"{_FLOOR}: no model, batcher, validation or metrics; it reads the raw input into numpy and returns "
-            "one prebuilt ModelInferResponse, on uvloop as mlc serve runs grpc.aio. It bounds what a Python gRPC "
-            "server reaches here with this client; it is not a peer.",
+            "one prebuilt ModelInferResponse, on uvloop as mlc serve runs grpc.aio. It bounds what grpcio's asyncio "
+            "server carries here with this client; it is not a peer.",
             "The machine is shared with other jobs and perf_analyzer shares its CPUs; differences under ~15% are "
             "noise.",
         ]
