@@ -40,6 +40,9 @@ def _summary(plan: ServePlan, port: int) -> dict[str, Any]:
         "routes": {name: {str(version): share for version, share in shares.items()}
                    for name, shares in plan.routes.items()},
         "limits": {"max_request_bytes": plan.max_request_bytes, "max_request_rows": plan.max_request_rows},
+        "shadow": None if plan.shadow is None else {
+            "ref": plan.shadow.settings.ref, "mirrors": plan.shadow.settings.name,
+            "sample": plan.shadow.settings.sample, "atol": plan.shadow.settings.atol},
     }
 
 
@@ -66,6 +69,10 @@ def _describe(plan: ServePlan, port: int) -> None:
             alias = plan.follow[name]
             following = f"  (follows {name}@{alias})" if alias else "  (follows its recorded deployment)"
         click.echo(f"  /v2/models/{name} -> {split}{following}")
+    if plan.shadow is not None:
+        shadow = plan.shadow.settings
+        click.echo(f"  shadow: {shadow.sample:.0%} of {shadow.name}'s answered requests mirrored to {shadow.ref} "
+                   f"(never answering them); agreement on /metrics as mlc_shadow_*")
     click.echo(f"  limits: {plan.max_request_bytes:,} bytes and {plan.max_request_rows:,} rows per request; "
                "Ctrl-C stops after in-flight requests finish")
     sys.stdout.flush()
@@ -115,13 +122,21 @@ def _describe(plan: ServePlan, port: int) -> None:
                    "deployment (NAME, --split; see mlc rollout); 0: only on SIGHUP to the server.")
 @click.option("--no-hooks", is_flag=True,
               help="Do not deliver webhooks from this server (mlc hooks run delivers them elsewhere).")
+@click.option("--shadow", metavar="REF",
+              help="Mirror answered requests of REF's model to REF (a version not served) off the response "
+                   "path, and count how often its outputs agree with what clients got (mlc_shadow_* on /metrics).")
+@click.option("--shadow-sample", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              metavar="FRACTION", help="Share of the model's answered requests mirrored to --shadow.")
+@click.option("--shadow-atol", type=click.FloatRange(0), default=1e-5, show_default=True, metavar="TOL",
+              help="A mirrored row agrees when its labels are equal and its other outputs are within TOL.")
 @collect_options
 @handle_errors
 def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, target_name: str | None,
               max_batch_size: int | None, max_queue_delay_us: int | None, max_queue_rows: int | None,
               instances: int | None, threads: int | None, splits: tuple[str, ...], grpc_port: int | None,
               tls_cert: Path | None, tls_key: Path | None, api_key_file: Path | None, as_json: bool,
-              poll_interval: float = 5.0, no_hooks: bool = False, collect: Any = None) -> None:
+              poll_interval: float = 5.0, no_hooks: bool = False, shadow: str | None = None,
+              shadow_sample: float = 1.0, shadow_atol: float = 1e-5, collect: Any = None) -> None:
     """Serve registered models over HTTP, and gRPC with --grpc-port (KServe v2 / Open Inference
     Protocol, Triton-compatible).
 
@@ -129,6 +144,7 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
     NAME@ALIAS. Only ONNX versions are served: run `mlc optimize` on a framework model first.
     NAME@ALIAS follows the alias and NAME its recorded deployment while serving: a moved alias
     (mlc promote) or a new split (mlc rollout) is loaded, warmed and swapped in with no restart.
+    --shadow NAME:V weighs a candidate on live traffic without letting it answer anyone.
     """
     from mlc.config import load_settings
     from mlc.registry import Registry
@@ -142,7 +158,8 @@ def serve_cmd(refs: tuple[str, ...], host: str, port: int, workers: int | None, 
         refs=refs, host=host, port=port, workers=workers, target=target_name, max_batch_size=max_batch_size,
         max_queue_delay_us=max_queue_delay_us, max_queue_rows=max_queue_rows, instances=instances, threads=threads,
         collect=collect, splits=tuple(parse_split(s) for s in splits), grpc_port=grpc_port,
-        security=load_security(tls_cert, tls_key, api_key_file), poll_interval=poll_interval)
+        security=load_security(tls_cert, tls_key, api_key_file), poll_interval=poll_interval, shadow=shadow,
+        shadow_sample=shadow_sample, shadow_atol=shadow_atol)
     if grpc_port is not None:
         import mlc.serve.grpc_proto  # noqa: F401 - without the grpc extra, says what to install
     registry = Registry.open()

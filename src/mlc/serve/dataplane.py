@@ -30,6 +30,7 @@ from mlc.serve.split import TrafficSplit
 
 if TYPE_CHECKING:
     from mlc.monitor.collect import Collector
+    from mlc.serve.shadow import Shadow
 
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data", "classification", "model_configuration", "statistics")
@@ -187,6 +188,7 @@ class DataPlane:
         self._index()
         self.ready = True
         self.collector: Collector | None = None  # mlc serve --collect: see DataPlane.load
+        self.shadow: Shadow | None = None  # mlc serve --shadow: see DataPlane.load
         self.active_requests = 0  # requests (both transports) begun and not answered, kept by each transport
 
     def _index(self) -> None:
@@ -241,6 +243,11 @@ class DataPlane:
             from mlc.monitor.serving import start_collector
 
             plane.collector = start_collector(plan.collect, models, board.directory)
+        if plan.shadow is not None:
+            from mlc.serve.shadow import Shadow, ShadowCounters
+
+            candidate = cls.load_version(plan.shadow.version, plan, board, registry)
+            plane.shadow = Shadow(plan.shadow.settings, candidate, ShadowCounters(board.directory))
         return plane
 
     # -- lookup ------------------------------------------------------------------------------
@@ -336,7 +343,11 @@ class DataPlane:
 
     def metrics_text(self) -> str:
         text = prometheus_text(self.board.snapshot(), self.board.current_layout())
-        return text + self.collector.prometheus() if self.collector is not None else text
+        if self.collector is not None:
+            text += self.collector.prometheus()
+        if self.shadow is not None:
+            text += self.shadow.prometheus()
+        return text
 
     # -- inference ---------------------------------------------------------------------------
 
@@ -380,6 +391,8 @@ class DataPlane:
         if self.collector is not None:  # a reference on a queue; the writer thread does the rest
             arm = model.version if version is None else None
             self.collector.offer(model.name, model.version, arm, request.request_id, x, outputs)
+        if self.shadow is not None:  # a task of its own, after this request's answer is ready
+            self.shadow.offer(model.name, x, outputs)
         return payload
 
     async def _alone(self) -> bool:
@@ -395,6 +408,8 @@ class DataPlane:
         self.ready = False
         for model in self.models.values():
             model.batcher.close()
+        if self.shadow is not None:
+            self.shadow.close()
         if self.collector is not None:  # after the batchers: every answered request has been offered
             self.collector.close()
         self.board.close()

@@ -19,7 +19,11 @@ _BATCH_BOUNDS = tuple(2 ** i for i in range(17))
 
 
 def _labels(name: str, version: int, **extra: str) -> str:
-    pairs = {"model": name, "version": str(version), **extra}
+    return prometheus_labels(model=name, version=str(version), **extra)
+
+
+def prometheus_labels(**pairs: str) -> str:
+    """`k="v",...` with each value escaped as the text format requires."""
     return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs.items())
 
 
@@ -27,8 +31,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _num(value: float) -> str:
+def prometheus_number(value: float) -> str:
+    """A sample value as the text format writes it: a whole number without a decimal point."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+_num = prometheus_number  # the short name keeps the exposition lines below readable
 
 
 def prometheus_text(snapshot: np.ndarray, layout: Layout) -> str:

@@ -20,6 +20,7 @@ from mlc.registry.records import RecommendationRecord, RuntimeRecord
 from mlc.runtime.scorer import RuntimePlan
 from mlc.serve.layout import DEFAULT_DELAY_US, DEFAULT_MAX_BATCH, ServingLayout, share_of_cores
 from mlc.serve.security import Security
+from mlc.serve.shadow import ShadowSettings
 from mlc.serve.split import SplitSpec
 from mlc.targets import HardwareTarget
 
@@ -58,6 +59,17 @@ class ServeOptions:
     grpc_port: int | None = None  # None: no gRPC server; 0: a free port
     security: Security = field(default_factory=Security)
     poll_interval: float = 5.0  # seconds between polls of the registry (aliases, deployments); 0: on SIGHUP only
+    shadow: str | None = None  # --shadow REF: a candidate that sampled requests are mirrored to
+    shadow_sample: float = 1.0
+    shadow_atol: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    """The candidate of --shadow, resolved: what it mirrors and how it is served beside the routes."""
+
+    settings: ShadowSettings
+    version: ServedVersion
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class ServePlan:
     pinned: frozenset[tuple[str, int]] = frozenset()
     poll_interval: float = 5.0
     options: ServeOptions | None = None  # the flags, for the layout of a version loaded while serving
+    shadow: ShadowPlan | None = None  # --shadow: never answers a request, only mirrors them
 
 
 def _recommendation(mv: ModelVersion, target: HardwareTarget) -> tuple[RecommendationRecord | None, str]:
@@ -219,12 +232,41 @@ def build_plan(options: ServeOptions, registry: Registry, target: HardwareTarget
         versions.append(ServedVersion(name=v.mv.name, version=v.mv.version, layout=layout, layout_from=layout_from,
                                       runtime=v.mv.source.runtime, note="; ".join(v.notes),
                                       classes=v.mv.signature.classes))
+    shadow = None if options.shadow is None else _shadow(options, planner, target, settings, workers)
     return ServePlan(
         versions=tuple(versions), routes=planner.routes, splits=planner.splits, target=target, workers=workers,
         max_request_bytes=settings.max_request_bytes, max_request_rows=settings.max_request_rows,
         collect=options.collect,
         host=options.host, port=options.port, grpc_port=options.grpc_port, security=options.security,
-        follow=planner.follow, pinned=frozenset(planner.pinned), poll_interval=options.poll_interval, options=options)
+        follow=planner.follow, pinned=frozenset(planner.pinned), poll_interval=options.poll_interval, options=options,
+        shadow=shadow)
+
+
+def _shadow(options: ServeOptions, planner: _Planner, target: HardwareTarget, settings: Settings,
+            workers: int) -> ShadowPlan:
+    """The --shadow candidate: the version its ref serves, a version of a served model that answers
+    nothing here and reads the same rows, laid out as it would be served."""
+    flag = f"--shadow {options.shadow}"
+    resolved = planner.registry.served(str(options.shadow))
+    mv = resolved.version
+    if mv.name not in planner.routes:
+        raise UsageError(f"{flag}: no model named {mv.name} is served here, so none of its requests can be mirrored",
+                         f"serve it and shadow a candidate version of it: mlc serve {mv.name} --shadow {mv.ref}")
+    if (mv.name, mv.version) in planner.versions:
+        raise UsageError(f"{flag}: {mv.ref} already answers requests here",
+                         "shadow a version that is not served: the candidate you are weighing")
+    served = [v.mv for key, v in planner.versions.items() if key[0] == mv.name]
+    widths = {v.signature.n_features for v in served}
+    if mv.signature.n_features not in widths:
+        raise UsageError(f"{flag}: {mv.ref} takes {mv.signature.n_features} features a row, "
+                         f"{mv.name} as served takes {', '.join(map(str, sorted(widths, key=str)))}",
+                         "a candidate must read the same rows as the version it shadows")
+    recommendation, profile_note = _recommendation(mv, target)
+    layout, layout_from = _layout(_Version(mv, recommendation, [n for n in (resolved.note, profile_note) if n]),
+                                  options, target, settings, workers)
+    version = ServedVersion(name=mv.name, version=mv.version, layout=layout, layout_from=layout_from,
+                            runtime=mv.source.runtime, note=resolved.note, classes=mv.signature.classes)
+    return ShadowPlan(ShadowSettings(mv.name, mv.ref, options.shadow_sample, options.shadow_atol), version)
 
 
 def spec_while_serving(plan: ServePlan, mv: ModelVersion, running: ServedVersion, settings: Settings,

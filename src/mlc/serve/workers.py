@@ -43,9 +43,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def layout_of(plan: ServePlan) -> Layout:
-    """The metric rows: one per planned version, and spare ones when the plan follows the registry."""
-    return Layout(keys=tuple((v.name, v.version) for v in plan.versions),
-                  max_batch_size=max(v.layout.max_batch_size for v in plan.versions),
+    """The metric rows: one per planned version (the --shadow candidate's counts its batches), and spare
+    ones when the plan follows the registry."""
+    versions = (*plan.versions, *((plan.shadow.version,) if plan.shadow else ()))
+    return Layout(keys=tuple((v.name, v.version) for v in versions),
+                  max_batch_size=max(v.layout.max_batch_size for v in versions),
                   spare=SPARE_ROWS if plan.follow else 0)
 
 
