@@ -42,7 +42,7 @@ def test_a_shadow_must_be_a_candidate_of_a_served_model(private_home):
     assert "mlc serve reg --shadow reg:1" in info.value.hint
     plan = plan_for(private_home, "iris:1", shadow="iris:2", shadow_sample=0.5)
     assert plan.shadow is not None and plan.shadow.version.ref == "iris:2"
-    assert (plan.shadow.settings.name, plan.shadow.settings.sample) == ("iris", 0.5)
+    assert (plan.shadow.version.name, plan.shadow.settings.sample) == ("iris", 0.5)
     assert [v.ref for v in plan.versions] == ["iris:1"]  # the candidate answers nothing
 
 

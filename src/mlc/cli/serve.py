@@ -41,7 +41,7 @@ def _summary(plan: ServePlan, port: int) -> dict[str, Any]:
                    for name, shares in plan.routes.items()},
         "limits": {"max_request_bytes": plan.max_request_bytes, "max_request_rows": plan.max_request_rows},
         "shadow": None if plan.shadow is None else {
-            "ref": plan.shadow.settings.ref, "mirrors": plan.shadow.settings.name,
+            "ref": plan.shadow.version.ref, "mirrors": plan.shadow.version.name,
             "sample": plan.shadow.settings.sample, "atol": plan.shadow.settings.atol},
     }
 
@@ -70,9 +70,9 @@ def _describe(plan: ServePlan, port: int) -> None:
             following = f"  (follows {name}@{alias})" if alias else "  (follows its recorded deployment)"
         click.echo(f"  /v2/models/{name} -> {split}{following}")
     if plan.shadow is not None:
-        shadow = plan.shadow.settings
-        click.echo(f"  shadow: {shadow.sample:.0%} of {shadow.name}'s answered requests mirrored to {shadow.ref} "
-                   f"(never answering them); agreement on /metrics as mlc_shadow_*")
+        candidate = plan.shadow.version
+        click.echo(f"  shadow: {plan.shadow.settings.sample:.0%} of {candidate.name}'s answered requests mirrored "
+                   f"to {candidate.ref} (never answering them); agreement on /metrics as mlc_shadow_*")
     click.echo(f"  limits: {plan.max_request_bytes:,} bytes and {plan.max_request_rows:,} rows per request; "
                "Ctrl-C stops after in-flight requests finish")
     sys.stdout.flush()

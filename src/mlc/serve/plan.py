@@ -262,11 +262,11 @@ def _shadow(options: ServeOptions, planner: _Planner, target: HardwareTarget, se
                          f"{mv.name} as served takes {', '.join(map(str, sorted(widths, key=str)))}",
                          "a candidate must read the same rows as the version it shadows")
     recommendation, profile_note = _recommendation(mv, target)
-    layout, layout_from = _layout(_Version(mv, recommendation, [n for n in (resolved.note, profile_note) if n]),
-                                  options, target, settings, workers)
+    candidate = _Version(mv, recommendation, [n for n in (resolved.note, profile_note) if n])
+    layout, layout_from = _layout(candidate, options, target, settings, workers)
     version = ServedVersion(name=mv.name, version=mv.version, layout=layout, layout_from=layout_from,
-                            runtime=mv.source.runtime, note=resolved.note, classes=mv.signature.classes)
-    return ShadowPlan(ShadowSettings(mv.name, mv.ref, options.shadow_sample, options.shadow_atol), version)
+                            runtime=mv.source.runtime, note="; ".join(candidate.notes), classes=mv.signature.classes)
+    return ShadowPlan(ShadowSettings(options.shadow_sample, options.shadow_atol), version)
 
 
 def spec_while_serving(plan: ServePlan, mv: ModelVersion, running: ServedVersion, settings: Settings,

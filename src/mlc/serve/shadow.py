@@ -38,10 +38,8 @@ _MAX = _COUNTERS.index("max_abs_diff")  # summed over workers by max, not by sum
 
 @dataclass(frozen=True)
 class ShadowSettings:
-    """What `--shadow` asked for: the candidate, whose requests it mirrors, and how many of them."""
+    """How `--shadow` mirrors: the candidate itself is a ServedVersion of the served model's name."""
 
-    name: str  # the served model whose requests are mirrored
-    ref: str  # the candidate, NAME:VERSION
     sample: float = 1.0  # share of NAME's answered requests mirrored
     atol: float = 1e-5  # non-integer outputs within this absolute difference agree
 
@@ -115,7 +113,7 @@ class Shadow:
 
     def offer(self, name: str, x: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
         """After a request of `name` was answered with `outputs`: mirror x to the candidate, maybe."""
-        if name != self.settings.name or self._random.random() >= self.settings.sample:
+        if name != self.candidate.name or self._random.random() >= self.settings.sample:
             return
         self.counters.add("sampled")
         if self._in_flight + x.shape[0] > self._limit:
@@ -135,7 +133,7 @@ class Shadow:
             if not self._warned:
                 self._warned = True
                 log.warning("shadow %s failed on a mirrored request (further failures are only counted): %s",
-                            self.settings.ref, exc)
+                            self.candidate.spec.ref, exc)
             return
         finally:
             self._in_flight -= x.shape[0]
@@ -148,7 +146,7 @@ class Shadow:
     def prometheus(self) -> str:
         """The counters summed over workers, labelled with the served model and the candidate."""
         totals = self.counters.total()
-        labels = prometheus_labels(model=self.settings.name, shadow=self.settings.ref)
+        labels = prometheus_labels(model=self.candidate.name, shadow=self.candidate.spec.ref)
         lines = []
         for metric, kind, help_text, value in (
                 ("mlc_shadow_requests_sampled_total", "counter", "answered requests drawn to mirror",
